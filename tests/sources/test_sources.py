@@ -1,0 +1,103 @@
+"""Sources: files of any format, arrays, generators, devices; bad input gives clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import vkit
+from vkit import sinks, sources
+from vkit.errors import AudioInputError, ConfigError, StageError
+
+
+@pytest.mark.parametrize("suffix,subtype", [(".wav", "PCM_16"), (".flac", "PCM_24"), (".ogg", "VORBIS"),
+                                            (".mp3", "MPEG_LAYER_III")])
+def test_file_streams_every_sample_of_any_format_rate_and_channel_count(tmp_path, suffix, subtype):
+    rate = 44_100
+    t = np.arange(rate) / rate
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 300 * t), 0.2 * np.sin(2 * np.pi * 500 * t)], 1)
+    path = tmp_path / f"tone{suffix}"
+    sf.write(path, stereo, rate, subtype=subtype)
+    source = sources.File(path, frame_ms=37)
+    assert source.format == vkit.StreamFormat(rate, 2)
+    mem = sinks.Memory()
+    vkit.run(source | mem)
+    audio = mem.audio()
+    assert audio.shape[0] == 2 and audio.shape[1] == sf.info(path).frames
+    if suffix in (".wav", ".flac"):
+        np.testing.assert_allclose(audio.T, stereo, atol=2e-4)
+    assert all(f.num_samples == 1632 for f in mem.frames["input"][:-1])
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(AudioInputError, match=r"audio file not found \(got '.*nope.wav'\)"):
+        sources.File(tmp_path / "nope.wav")
+
+
+def test_non_audio_file_is_refused_with_the_reason(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("this is not audio at all")
+    with pytest.raises(AudioInputError, match=r"cannot read audio file .*\(got '.*notes.wav'\)"):
+        sources.File(path)
+
+
+def test_truncated_file_is_read_up_to_the_damage_or_refused_clearly(tmp_path):
+    path = tmp_path / "cut.flac"
+    sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, 48_000), 16_000)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    mem = sinks.Memory()
+    try:
+        vkit.run(sources.File(path) | mem)
+    except (AudioInputError, StageError) as exc:
+        assert "cut.flac" in str(exc)
+    else:
+        assert 0 < mem.audio().shape[1] <= 48_000
+
+
+def test_array_refuses_nan_with_the_position():
+    samples = np.zeros(1000, np.float32)
+    samples[123:130] = np.nan
+    with pytest.raises(AudioInputError, match=r"NaN or infinite values, first at sample 123 \(got 7\)"):
+        sources.Array(samples, 16_000)
+
+
+def test_array_refuses_integers_and_transposed_layouts():
+    with pytest.raises(AudioInputError, match="float in"):
+        sources.Array(np.zeros(100, np.int16), 16_000)
+    with pytest.raises(AudioInputError, match=r"pass samples.T \(got \(1000, 2\)\)"):
+        sources.Array(np.zeros((1000, 2), np.float32), 16_000)
+    with pytest.raises(ConfigError, match=r"sample_rate_hz must be a positive integer \(got 0\)"):
+        sources.Array(np.zeros(100, np.float32), 0)
+
+
+def test_generators_produce_the_asked_level_and_frequency():
+    mem = sinks.Memory()
+    vkit.run(sources.Tone(1000, duration_ms=500, sample_rate_hz=16_000, level_dbfs=-6) | mem)
+    tone = mem.audio()[0]
+    assert tone.shape == (8000,)
+    assert abs(np.max(np.abs(tone)) - 10 ** (-6 / 20)) < 1e-3
+    assert np.argmax(np.abs(np.fft.rfft(tone))) == 500  # 1000 Hz at 2 Hz per bin
+    mem.reset()
+    vkit.run(sources.Noise(duration_ms=1000, sample_rate_hz=16_000, level_dbfs=-30, color="pink", seed=3) | mem)
+    noise = mem.audio()[0]
+    assert abs(20 * np.log10(np.sqrt(np.mean(noise**2))) + 30) < 0.01
+    mem.reset()
+    vkit.run(sources.Silence(duration_ms=100, sample_rate_hz=8000) | mem)
+    assert not mem.audio().any() and mem.audio().shape == (1, 800)
+    with pytest.raises(ConfigError, match="half the sample rate"):
+        sources.Tone(9000, sample_rate_hz=16_000)
+
+
+def test_microphone_on_a_headless_machine_fails_clearly():
+    with pytest.raises(StageError) as info:
+        vkit.run(sources.Microphone(sample_rate_hz=16_000) | sinks.Null())
+    cause = info.value.__cause__
+    assert isinstance(cause, (ConfigError, AudioInputError))
+    assert "PortAudio" in str(cause) or "no usable input device" in str(cause) or "sounddevice" in str(cause)
+
+
+def test_bad_pace_is_refused():
+    with pytest.raises(ConfigError, match=r"pace must be 'realtime' or 'fast' \(got 'slow'\)"):
+        sources.Silence(pace="slow")

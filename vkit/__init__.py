@@ -1,0 +1,75 @@
+"""vkit: a research toolkit for real-time voice AI latency.
+
+Wire sources, filters, a Realtime WebSocket stage and sinks into a graph with ``|``; run it with
+``vkit.run(graph)`` (scripts and notebooks), ``await vkit.arun(graph)`` or ``graph.start()``; every
+session can be recorded and loaded back for analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from vkit.clock import SessionClock, VirtualClock
+from vkit.errors import (
+    AudioInputError,
+    ConfigError,
+    ConnectionLost,
+    GraphError,
+    LocalProtocolError,
+    ProtocolError,
+    RecordingError,
+    RemoteProtocolError,
+    StageError,
+    VkitError,
+)
+from vkit.frames import AudioFrame, Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped, VadScore
+from vkit.graph import Chain, Graph, buffer, chain, merge, mix, tee
+from vkit.runtime import Handle, StageContext, arun, run, start
+from vkit.session import Session
+from vkit.stage import StreamFormat, stage
+
+try:
+    __version__ = version("vkit")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+logging.getLogger("vkit").addHandler(logging.NullHandler())
+
+__all__ = [
+    "__version__",
+    "run", "arun", "start", "Handle", "Session", "StageContext", "load_session",
+    "Graph", "Chain", "chain", "tee", "merge", "mix", "buffer", "stage", "StreamFormat",
+    "AudioFrame", "Event", "SpeechStarted", "SpeechStopped", "VadScore", "Marker", "ProtocolEvent", "Playout",
+    "SessionClock", "VirtualClock",
+    "VkitError", "ConfigError", "GraphError", "AudioInputError", "StageError", "ProtocolError",
+    "LocalProtocolError", "RemoteProtocolError", "ConnectionLost", "RecordingError",
+    "sources", "filters", "sinks", "realtime", "enable_logging",
+]
+
+
+def load_session(path: Any) -> Any:
+    """Read a recorded session folder back (see ``vkit.recording.load``)."""
+    from vkit.recording import load_session as _load
+
+    return _load(path)
+
+
+def enable_logging(level: str = "INFO", to: str = "stderr") -> None:
+    """Show vkit's log records on stderr or append them to a file path (never from library code)."""
+    handler: logging.Handler = logging.StreamHandler() if to == "stderr" else logging.FileHandler(to)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("vkit")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("sources", "filters", "sinks", "realtime", "widgets", "plots", "evaluation", "latency"):
+        import importlib
+
+        module = importlib.import_module(f"vkit.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'vkit' has no attribute {name!r}")

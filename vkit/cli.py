@@ -1,0 +1,49 @@
+"""The ``vkit`` command: ``demo``, ``serve``, ``inspect``, ``--version``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import vkit
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vkit", description="A research toolkit for real-time voice AI latency.")
+    parser.add_argument("--version", action="version", version=f"vkit {vkit.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="play the labelled sample through a full voice graph and report latency")
+    demo.add_argument("--input", type=Path, default=None, help="audio file (default: the labelled sample in data/)")
+    demo.add_argument("--record", type=Path, default=None, help="recording folder (default: sessions/demo-<time>)")
+    demo.add_argument("--responder", default=None, help="local server responder (default: cascade if available, else echo)")
+    demo.add_argument("--response-delay-ms", default="0", help="injected server delay before the first audio")
+    demo.add_argument("--fast", action="store_true", help="run as fast as possible on a virtual clock")
+
+    inspect = commands.add_parser("inspect", help="summary and turn table of a recorded session")
+    inspect.add_argument("path", type=Path)
+
+    from vkit.realtime.server.cli import add_serve_parser
+
+    add_serve_parser(commands)
+
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from vkit.demo import run_demo
+
+        return run_demo(args)
+    if args.command == "inspect":
+        from vkit.recording.inspect import summarize
+
+        try:
+            print(summarize(args.path))
+        except vkit.RecordingError as exc:
+            print(f"vkit inspect: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    from vkit.realtime.server.cli import run_serve
+
+    return run_serve(args) or 0

@@ -1,0 +1,81 @@
+"""The one session clock, and a virtual clock that makes timing tests deterministic and instant."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+
+
+class SessionClock:
+    """Nanoseconds since the session origin, from ``time.monotonic_ns()``."""
+
+    virtual = False
+
+    def __init__(self) -> None:
+        self.origin_ns = time.monotonic_ns()
+        self.origin_unix_s = time.time()
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns() - self.origin_ns
+
+    def now_ms(self) -> float:
+        return self.now_ns() / 1e6
+
+    async def sleep_until(self, t_ns: int) -> None:
+        """Sleep until the session clock reads ``t_ns`` (returns at once if it already has)."""
+        delay_ns = t_ns - self.now_ns()
+        if delay_ns > 0:
+            await asyncio.sleep(delay_ns / 1e9)
+
+    async def sleep(self, duration_s: float) -> None:
+        await self.sleep_until(self.now_ns() + int(duration_s * 1e9))
+
+
+class VirtualClock(SessionClock):
+    """A clock that jumps straight to the next sleeper's deadline once every task is waiting.
+
+    Time only moves when all runnable work is done, so a paced source that "plays in real time"
+    finishes instantly and every timestamp is reproducible.
+    """
+
+    virtual = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now_ns = 0
+        self._sleepers: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    def now_ns(self) -> int:
+        return self._now_ns
+
+    def advance(self, duration_ns: int) -> None:
+        """Move time forward by hand (for tests that do not run a loop)."""
+        self._now_ns += duration_ns
+
+    async def sleep_until(self, t_ns: int) -> None:
+        if t_ns <= self._now_ns:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (t_ns, next(self._order), future))
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
+        await future
+
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._sleepers:
+            # let every runnable callback finish before time moves
+            for _ in range(64):
+                await asyncio.sleep(0)
+                if not getattr(loop, "_ready", None):
+                    break
+            t_ns, _, future = heapq.heappop(self._sleepers)
+            if future.cancelled():
+                continue
+            self._now_ns = max(self._now_ns, t_ns)
+            future.set_result(None)

@@ -1,0 +1,218 @@
+"""What flows through a graph: audio frames and a small closed set of events.
+
+Every item carries ``t_ns``: nanoseconds on the session clock (``time.monotonic_ns()`` relative to the
+session origin) when it was captured, created, received or played. Media positions are exact integer
+sample counts on the item's stream, so timing never drifts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from vkit.errors import AudioInputError, got
+
+__all__ = [
+    "AudioFrame",
+    "Event",
+    "SpeechStarted",
+    "SpeechStopped",
+    "VadScore",
+    "Marker",
+    "ProtocolEvent",
+    "Playout",
+    "Item",
+    "PCM16_SCALE",
+]
+
+PCM16_SCALE = 32768.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class AudioFrame:
+    """One block of audio: float32 samples shaped ``(num_channels, num_samples)``.
+
+    ``start_sample`` is the position of the first sample on ``stream``, counted at ``sample_rate_hz``;
+    ``t_ns`` is the session-clock time of that first sample (captured, received or played).
+    """
+
+    samples: np.ndarray
+    sample_rate_hz: int
+    start_sample: int = 0
+    stream: str = "input"
+    t_ns: int = 0
+
+    def __post_init__(self) -> None:
+        samples = self.samples
+        if not isinstance(samples, np.ndarray) or samples.ndim != 2:
+            shape = getattr(samples, "shape", type(samples).__name__)
+            raise AudioInputError(f"samples must be a 2-D array (num_channels, num_samples) {got(shape)}")
+        if samples.dtype != np.float32:
+            object.__setattr__(self, "samples", samples.astype(np.float32))
+        if self.sample_rate_hz <= 0:
+            raise AudioInputError(f"sample_rate_hz must be positive {got(self.sample_rate_hz)}")
+
+    @classmethod
+    def mono(cls, samples: np.ndarray, sample_rate_hz: int, **kwargs: Any) -> AudioFrame:
+        """A one-channel frame from a 1-D array."""
+        return cls(samples=np.asarray(samples, np.float32).reshape(1, -1), sample_rate_hz=sample_rate_hz, **kwargs)
+
+    @classmethod
+    def from_pcm16(
+        cls, data: bytes, *, sample_rate_hz: int, num_channels: int = 1, **kwargs: Any
+    ) -> AudioFrame:
+        """Decode interleaved little-endian PCM16 bytes."""
+        pcm = np.frombuffer(data, dtype="<i2")
+        if pcm.size % num_channels:
+            raise AudioInputError(f"PCM16 byte count does not fit {num_channels} channels {got(len(data))}")
+        samples = (pcm.reshape(-1, num_channels).T / PCM16_SCALE).astype(np.float32)
+        return cls(samples=samples, sample_rate_hz=sample_rate_hz, **kwargs)
+
+    def to_pcm16(self) -> bytes:
+        """Encode as interleaved little-endian PCM16 (clipped, rounded)."""
+        clipped = np.clip(self.samples.T, -1.0, 32767 / PCM16_SCALE) * PCM16_SCALE
+        return np.rint(clipped).astype("<i2").tobytes()
+
+    @property
+    def num_channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def num_samples(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def end_sample(self) -> int:
+        """Position just past the last sample."""
+        return self.start_sample + self.samples.shape[1]
+
+    @property
+    def duration_ms(self) -> float:
+        return self.samples.shape[1] * 1000.0 / self.sample_rate_hz
+
+    @property
+    def start_ms(self) -> float:
+        return self.start_sample * 1000.0 / self.sample_rate_hz
+
+    @property
+    def end_ms(self) -> float:
+        return self.end_sample * 1000.0 / self.sample_rate_hz
+
+    def replace(self, **changes: Any) -> AudioFrame:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        return (
+            f"AudioFrame(stream={self.stream!r}, sample_rate_hz={self.sample_rate_hz}, "
+            f"num_channels={self.num_channels}, start_sample={self.start_sample}, "
+            f"num_samples={self.num_samples}, t_ns={self.t_ns})"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of the event items. ``stage`` names the stage that created it (set by the runtime)."""
+
+    t_ns: int = 0
+    stage: str = ""
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def payload(self) -> dict[str, Any]:
+        """The event's own fields as plain JSON-able data (for recordings)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            if name in ("t_ns", "stage"):
+                continue
+            out[name] = getattr(self, name)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeechStarted(Event):
+    """A VAD decided speech starts at ``sample`` (first speech sample, padding included).
+
+    ``sample_t_ns`` is the session-clock time at which ``sample`` was captured; ``t_ns`` is when the
+    decision was made.
+    """
+
+    sample: int
+    sample_rate_hz: int
+    sample_t_ns: int = 0
+    stream: str = "input"
+
+    @property
+    def ms(self) -> float:
+        return self.sample * 1000.0 / self.sample_rate_hz
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeechStopped(Event):
+    """A VAD decided speech ended at ``sample`` (one past the last speech sample, padding included).
+
+    ``speech_end_sample`` is one past the last sample the model scored as speech (no padding) and
+    ``speech_end_t_ns`` the session-clock time it was captured; ``t_ns`` is when the decision was made,
+    so the end-of-turn detection delay is ``t_ns - speech_end_t_ns``.
+    """
+
+    sample: int
+    sample_rate_hz: int
+    sample_t_ns: int = 0
+    speech_end_sample: int = -1
+    speech_end_t_ns: int = 0
+    stream: str = "input"
+
+    @property
+    def ms(self) -> float:
+        return self.sample * 1000.0 / self.sample_rate_hz
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VadScore(Event):
+    """A VAD's speech probability for the window ``[sample, sample + num_samples)``."""
+
+    sample: int
+    num_samples: int
+    sample_rate_hz: int
+    probability: float
+    stream: str = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Marker(Event):
+    """A named point in time, e.g. a turn boundary from labels or a user annotation."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolEvent(Event):
+    """A Realtime protocol event sent or received; ``event`` is the typed protocol object."""
+
+    direction: Literal["sent", "received"]
+    type: str
+    event: Any = None
+
+    def payload(self) -> dict[str, Any]:
+        to_dict = getattr(self.event, "to_dict", None)
+        body = to_dict() if callable(to_dict) else {}
+        return {"direction": self.direction, "type": self.type, "event": body}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Playout(Event):
+    """A sink started (``state="started"``) or stopped playing samples of ``stream`` at ``sample``."""
+
+    stream: str
+    sample: int
+    sample_rate_hz: int
+    state: Literal["started", "stopped", "flushed"] = "started"
+
+
+Item = AudioFrame | Event

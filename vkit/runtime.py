@@ -1,0 +1,700 @@
+"""The runtime: compile a graph into tasks, run them on one asyncio loop, stop cleanly.
+
+Runs of synchronous stages are fused: they are called one after another inside the task of whatever
+feeds them (a source, an async stage, or a channel pump), so a 20 ms frame through ten filters costs ten
+method calls, not ten queue hops. Channels exist only in front of asynchronous stages and fan-in points.
+
+``run`` blocks (a plain script, or a notebook cell whose loop is already running: then the graph runs on
+the engine thread), ``arun`` is the async form, and ``start`` returns a ``Handle`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vkit.channels import END, Channel
+from vkit.clock import SessionClock, VirtualClock
+from vkit.errors import ConfigError, StageError, got
+from vkit.frames import AudioFrame, Event, Item, Marker
+from vkit.graph import Buffer, Chain, Parallel, Tee, _starts_with_source
+from vkit.session import Session, StageStats
+from vkit.stage import StreamFormat, accepted_types, as_items, stage_kind, stage_name
+
+__all__ = ["run", "arun", "start", "Handle", "StageContext"]
+
+log = logging.getLogger(__name__)
+_perf_ns = time.perf_counter_ns
+
+
+# -- synchronous steps and the fused tails that run them -----------------------------------------
+
+
+class _Step:
+    """One synchronous stage inside a fused tail."""
+
+    __slots__ = ("obj", "name", "process", "accepts", "stats", "session", "clock")
+
+    def __init__(self, obj: Any, name: str, stats: StageStats, session: Session) -> None:
+        self.obj = obj
+        self.name = name
+        self.process = obj.process
+        self.accepts = accepted_types(obj)
+        self.stats = stats
+        self.session = session
+        self.clock = session.clock
+
+    def run(self, items: Sequence[Item]) -> list[Item]:
+        out: list[Item] = []
+        accepts, process, stats = self.accepts, self.process, self.stats
+        for item in items:
+            if not isinstance(item, accepts):
+                out.append(item)
+                continue
+            t0 = _perf_ns()
+            try:
+                result = process(item)
+            except Exception as exc:
+                raise StageError(self.name, exc) from exc
+            stats.add_processing(_perf_ns() - t0)
+            if result is None:
+                continue
+            if result is item or type(result) is AudioFrame:
+                out.append(result)
+            elif isinstance(result, Event):
+                out.append(self.new_event(result))
+            else:
+                for produced in result:
+                    out.append(self.new_event(produced) if isinstance(produced, Event) else produced)
+        return out
+
+    def new_event(self, event: Event) -> Event:
+        if event.stage:
+            return event
+        event = _stamp(event, self.name, self.clock)
+        self.session.publish(event)
+        return event
+
+    def flush(self) -> list[Item]:
+        flush = getattr(self.obj, "flush", None)
+        if flush is None:
+            return []
+        try:
+            produced = list(as_items(flush()))
+        except Exception as exc:
+            raise StageError(self.name, exc) from exc
+        return [self.new_event(p) if isinstance(p, Event) else p for p in produced]
+
+
+def _stamp(event: Event, name: str, clock: SessionClock) -> Event:
+    changes: dict[str, Any] = {"stage": name}
+    if not event.t_ns:
+        changes["t_ns"] = clock.now_ns()
+    return _replace_event(event, changes)
+
+
+def _replace_event(event: Event, changes: dict[str, Any]) -> Event:
+    import dataclasses
+
+    return dataclasses.replace(event, **changes)
+
+
+class _Outlet:
+    """Where a tail's items leave it: a channel, optionally tagged with a branch index (for mix)."""
+
+    __slots__ = ("channel", "tag")
+
+    def __init__(self, channel: Channel, tag: int | None = None) -> None:
+        self.channel = channel
+        self.tag = tag
+        channel.add_producer()
+
+    def wrap(self, item: Item) -> Any:
+        return item if self.tag is None else (self.tag, item)
+
+    def close(self) -> None:
+        if self.tag is not None:
+            self.channel._queue.append((_perf_ns(), (self.tag, END)))  # noqa: SLF001 - always fits
+        self.channel.close_producer()
+
+
+class _Tail:
+    """Fused synchronous steps, then fan-out to inline branches and to channels."""
+
+    __slots__ = ("steps", "branches", "outlets")
+
+    def __init__(self) -> None:
+        self.steps: list[_Step] = []
+        self.branches: list[_Tail] = []
+        self.outlets: list[_Outlet] = []
+
+    def push(self, item: Item) -> list[tuple[Channel, Any]] | None:
+        items: Sequence[Item] = (item,)
+        for step in self.steps:
+            items = step.run(items)
+            if not items:
+                return None
+        return self._deliver(items)
+
+    def _deliver(self, items: Sequence[Item]) -> list[tuple[Channel, Any]] | None:
+        pending: list[tuple[Channel, Any]] | None = None
+        for item in items:
+            for branch in self.branches:
+                more = branch.push(item)
+                if more:
+                    pending = (pending or []) + more
+            for outlet in self.outlets:
+                wrapped = outlet.wrap(item)
+                if not outlet.channel.offer(wrapped):
+                    pending = pending or []
+                    pending.append((outlet.channel, wrapped))
+        return pending
+
+    async def emit(self, item: Item) -> None:
+        pending = self.push(item)
+        if pending:
+            for channel, queued in pending:
+                await channel.put(queued)
+
+    async def finish(self) -> None:
+        """End of stream: flush every step in order, then close branches and outlets."""
+        for index, step in enumerate(self.steps):
+            flushed: Sequence[Item] = step.flush()
+            for later in self.steps[index + 1 :]:
+                if not flushed:
+                    break
+                flushed = later.run(flushed)
+            if flushed:
+                pending = self._deliver(flushed)
+                for channel, queued in pending or ():
+                    await channel.put(queued)
+        for branch in self.branches:
+            await branch.finish()
+        for outlet in self.outlets:
+            outlet.close()
+
+
+# -- what async stages see -------------------------------------------------------------------------
+
+
+class StageContext:
+    """The runtime, as one asynchronous stage (or source) sees it."""
+
+    def __init__(self, name: str, session: Session, tail: _Tail, inbox: Channel | None,
+                 stats: StageStats, input_format: StreamFormat | None, is_source: bool) -> None:
+        self.name = name
+        self.session = session
+        self.clock = session.clock
+        self.input_format = input_format
+        self._tail = tail
+        self._inbox = inbox
+        self._stats = stats
+        self._is_source = is_source
+        self._input_streams: set[str] = set()
+        self._started_streams: set[str] = set()
+
+    async def receive(self) -> Item | None:
+        """The next item from upstream, or None at the end of the stream."""
+        if self._inbox is None:
+            return None
+        item, wait_ns = await self._inbox.get()
+        if item is END:
+            return None
+        self._stats.add_wait(wait_ns)
+        self._stats.num_items += 1
+        if type(item) is AudioFrame:
+            self._input_streams.add(item.stream)
+        return item
+
+    def __aiter__(self) -> AsyncIterator[Item]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Item]:
+        while (item := await self.receive()) is not None:
+            yield item
+
+    async def emit(self, item: Item) -> None:
+        """Send an item downstream (waits while a blocking channel is full)."""
+        if type(item) is AudioFrame:
+            if item.stream not in self._input_streams:
+                if item.stream not in self._started_streams:
+                    self._started_streams.add(item.stream)
+                    self.publish(Marker(name="stream_start", t_ns=item.t_ns, data={
+                        "stream": item.stream, "start_sample": item.start_sample,
+                        "sample_rate_hz": item.sample_rate_hz, "num_channels": item.num_channels}))
+                self.session.publish(item)
+        elif isinstance(item, Event) and not item.stage:
+            item = _stamp(item, self.name, self.clock)
+            self.session.publish(item)
+        if self._is_source:
+            self._stats.num_items += 1
+        await self._tail.emit(item)
+
+    def publish(self, event: Event) -> Event:
+        """Put an event on the session record without sending it downstream."""
+        if not event.stage:
+            event = _stamp(event, self.name, self.clock)
+        self.session.publish(event)
+        return event
+
+
+# -- compiling a graph into tasks -------------------------------------------------------------------
+
+
+class _Plan:
+    """The tasks of one run, built from the graph's structure."""
+
+    def __init__(self, graph: Chain, session: Session) -> None:
+        self.session = session
+        self.tasks: list[tuple[str, Any]] = []  # (stage name, coroutine factory)
+        self.stage_objects: list[tuple[str, Any, StageContext]] = []
+        self._names: dict[str, int] = {}
+        self._pending_buffer: Buffer | None = None
+        self._compile(graph.elements, None, None)
+
+    def _name(self, obj: object) -> str:
+        base = stage_name(obj)
+        count = self._names.get(base, 0) + 1
+        self._names[base] = count
+        return base if count == 1 else f"{base}#{count}"
+
+    def _channel(self, name: str, default_policy: str = "block") -> Channel:
+        buffer = self._pending_buffer
+        self._pending_buffer = None
+        if buffer is not None:
+            return Channel(name, buffer.max_items, buffer.policy)
+        return Channel(name, 256, default_policy)  # type: ignore[arg-type]
+
+    def _compile(self, elements: list[object], tail: _Tail | None, fmt: StreamFormat | None) -> _Tail | None:
+        for element in elements:
+            if isinstance(element, Buffer):
+                self._pending_buffer = element
+                continue
+            if isinstance(element, Tee):
+                assert tail is not None
+                for branch in element.branches:
+                    branch_tail = _Tail()
+                    tail.branches.append(branch_tail)
+                    self._compile(branch.elements, branch_tail, fmt)
+                continuation = _Tail()
+                tail.branches.append(continuation)
+                tail = continuation
+                continue
+            if isinstance(element, Parallel):
+                tail, fmt = self._compile_parallel(element, tail, fmt)
+                continue
+            kind = stage_kind(element)
+            name = self._name(element)
+            latency = getattr(element, "latency_ms", None)
+            stats = self.session.stats_for(name, kind, latency if isinstance(latency, (int, float)) else None)
+            if kind == "sync":
+                assert tail is not None
+                tail.steps.append(_Step(element, name, stats, self.session))
+                self.stage_objects.append((name, element, StageContext(name, self.session, tail, None, stats, fmt, False)))
+                fmt = _output_format(element, fmt)
+                continue
+            new_tail = _Tail()
+            if kind == "source":
+                ctx = StageContext(name, self.session, new_tail, None, stats, None, True)
+                fmt = getattr(element, "format", None)
+            else:
+                assert tail is not None
+                live = getattr(element, "live", False)
+                channel = self._channel(name, "drop_oldest" if live else "block")
+                stats.channel = channel
+                tail.outlets.append(_Outlet(channel))
+                ctx = StageContext(name, self.session, new_tail, channel, stats, fmt, False)
+            self.stage_objects.append((name, element, ctx))
+            if kind != "source":
+                fmt = _output_format(element, fmt)
+            self.tasks.append((name, _stage_task(element, ctx, new_tail)))
+            tail = new_tail
+        return tail
+
+    def _compile_parallel(self, block: Parallel, tail: _Tail | None,
+                          fmt: StreamFormat | None) -> tuple[_Tail, StreamFormat | None]:
+        join_name = self._unique(block.mode)
+        channel = self._channel(join_name)
+        for index, branch in enumerate(block.branches):
+            if _starts_with_source(branch):
+                end = self._compile(branch.elements, None, None)
+            else:
+                assert tail is not None
+                start = _Tail()
+                tail.branches.append(start)
+                end = self._compile(branch.elements, start, fmt)
+            assert end is not None
+            end.outlets.append(_Outlet(channel, index if block.mode == "mix" else None))
+        stats = self.session.stats_for(join_name, "sync")
+        stats.channel = channel
+        new_tail = _Tail()
+        if block.mode == "mix":
+            mixer = _Mixer(len(block.branches), block.stream)
+            new_tail.steps.append(_Step(mixer, join_name, stats, self.session))
+        self.tasks.append((join_name, _pump_task(channel, new_tail, stats)))
+        return new_tail, fmt
+
+    def _unique(self, base: str) -> str:
+        count = self._names.get(base, 0) + 1
+        self._names[base] = count
+        return base if count == 1 else f"{base}#{count}"
+
+
+def _output_format(obj: Any, fmt: StreamFormat | None) -> StreamFormat | None:
+    configure = getattr(obj, "configure", None)
+    if not callable(configure):
+        return fmt
+    result = configure(fmt or StreamFormat())
+    return result if isinstance(result, StreamFormat) else fmt
+
+
+def _stage_task(obj: Any, ctx: StageContext, tail: _Tail) -> Any:
+    async def body() -> None:
+        await obj.run(ctx)
+        if ctx._inbox is not None:  # noqa: SLF001 - drain so upstream never blocks on a stage that stopped reading
+            while (await ctx._inbox.get())[0] is not END:  # noqa: SLF001
+                pass
+        await tail.finish()
+
+    return body
+
+
+def _pump_task(channel: Channel, tail: _Tail, stats: StageStats) -> Any:
+    async def body() -> None:
+        while True:
+            item, wait_ns = await channel.get()
+            if item is END:
+                break
+            stats.add_wait(wait_ns)
+            await tail.emit(item)
+        await tail.finish()
+
+    return body
+
+
+class _Mixer:
+    """Sums tagged audio from several branches, sample-aligned by ``start_sample``; events pass."""
+
+    accepts = (tuple,)
+
+    def __init__(self, num_branches: int, stream: str) -> None:
+        self.stream = stream
+        self._buffers: list[np.ndarray | None] = [None] * num_branches
+        self._starts = [0] * num_branches
+        self._alive = [True] * num_branches
+        self._emitted: int | None = None
+        self._rate: int | None = None
+        self._t_ns = 0
+
+    def process(self, tagged: tuple[int, Any]) -> list[Item]:
+        index, item = tagged
+        if item is END:
+            self._alive[index] = False
+            return self._drain(final=not any(self._alive))
+        if not isinstance(item, AudioFrame):
+            return [item]
+        if self._rate is None:
+            self._rate = item.sample_rate_hz
+        elif item.sample_rate_hz != self._rate:
+            raise ConfigError(f"mix() got frames at two sample rates {got((self._rate, item.sample_rate_hz))}")
+        self._t_ns = item.t_ns
+        buffered = self._buffers[index]
+        if self._emitted is None:
+            self._emitted = item.start_sample
+        if buffered is None:
+            self._starts[index] = max(item.start_sample, self._emitted)
+            buffered = np.zeros((item.num_channels, 0), np.float32)
+        end = self._starts[index] + buffered.shape[1]
+        samples = item.samples
+        if item.start_sample > end:  # a gap: silence
+            samples = np.concatenate([np.zeros((samples.shape[0], item.start_sample - end), np.float32), samples], 1)
+        elif item.start_sample < end:  # overlap with what we have: keep the first copy
+            samples = samples[:, end - item.start_sample :]
+        self._buffers[index] = _join(buffered, samples)
+        return self._drain(final=False)
+
+    def flush(self) -> list[Item]:
+        return self._drain(final=True)
+
+    def _drain(self, final: bool) -> list[Item]:
+        if self._emitted is None or self._rate is None:
+            return []
+        ends = [self._starts[i] + (b.shape[1] if b is not None else 0) for i, b in enumerate(self._buffers)]
+        live_ends = [e for i, e in enumerate(ends) if self._alive[i]]
+        until = max(ends) if final or not live_ends else min(live_ends)
+        if until <= self._emitted:
+            return []
+        channels = max(b.shape[0] for b in self._buffers if b is not None)
+        total = np.zeros((channels, until - self._emitted), np.float32)
+        for i, buffered in enumerate(self._buffers):
+            if buffered is None:
+                continue
+            lo = self._emitted - self._starts[i]
+            part = buffered[:, max(lo, 0) : until - self._starts[i]]
+            offset = max(-lo, 0)
+            total[:, offset : offset + part.shape[1]] += part  # broadcasts mono onto all channels
+            keep_from = until - self._starts[i]
+            if keep_from > 0:
+                self._buffers[i] = buffered[:, keep_from:]
+                self._starts[i] = until
+        frame = AudioFrame(samples=total, sample_rate_hz=self._rate, start_sample=self._emitted,
+                           stream=self.stream, t_ns=self._t_ns)
+        self._emitted = until
+        return [frame]
+
+
+def _join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.shape[1] == 0:
+        return b
+    if a.shape[0] != b.shape[0]:
+        channels = max(a.shape[0], b.shape[0])
+        a, b = np.broadcast_to(a, (channels, a.shape[1])), np.broadcast_to(b, (channels, b.shape[1]))
+    return np.concatenate([a, b], 1)
+
+
+# -- running ------------------------------------------------------------------------------------------
+
+
+def _make_clock(clock: SessionClock | str | None) -> SessionClock:
+    if clock is None or clock == "system":
+        return SessionClock()
+    if clock == "virtual":
+        return VirtualClock()
+    if isinstance(clock, SessionClock):
+        return clock
+    raise ConfigError(f"clock must be 'system', 'virtual' or a SessionClock {got(clock)}")
+
+
+def _new_session(graph: object, clock: SessionClock | str | None, ground_truth: Any) -> tuple[Chain, Session]:
+    chain = Chain.of(graph)
+    chain.validate()
+    session = Session(_make_clock(clock), graph=chain)
+    if ground_truth is not None:
+        session.ground_truth_segments_ms = _load_ground_truth(ground_truth)
+    return chain, session
+
+
+def _load_ground_truth(ground_truth: Any) -> list[tuple[float, float]]:
+    if isinstance(ground_truth, (str, Path)):
+        rows = []
+        for line in Path(ground_truth).read_text().splitlines():
+            parts = line.strip().split(",")
+            try:
+                rows.append((float(parts[0]), float(parts[1])))
+            except (ValueError, IndexError):
+                continue  # header or blank line
+        return rows
+    return [(float(a), float(b)) for a, b in ground_truth]
+
+
+async def _execute(chain: Chain, session: Session, record: str | Path | None) -> Session:
+    plan = _Plan(chain, session)
+    recorder = _open_recorder(record, chain, session) if record is not None else None
+    opened: list[tuple[str, Any]] = []
+    outcome = "failed"
+    try:
+        for name, obj, ctx in plan.stage_objects:
+            open_ = getattr(obj, "open", None)
+            if callable(open_):
+                try:
+                    open_(ctx)
+                except Exception as exc:
+                    raise StageError(name, exc) from exc
+            opened.append((name, obj))
+        await _run_tasks(plan)
+        outcome = "complete"
+    except asyncio.CancelledError:
+        outcome = "stopped"
+        raise
+    except BaseException as exc:
+        session.error = exc
+        raise
+    finally:
+        session.status = outcome
+        close_error = _close_all(opened)
+        if recorder is not None:
+            _close_recorder(recorder, session, "incomplete" if outcome == "failed" else "complete")
+        if close_error is not None and outcome == "complete":
+            session.status = "failed"
+            session.error = close_error
+            raise close_error
+    return session
+
+
+async def _run_tasks(plan: _Plan) -> None:
+    tasks = {asyncio.ensure_future(factory()): name for name, factory in plan.tasks}
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError:
+        await _cancel(tasks)
+        raise
+    failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+    if failed:
+        await _cancel(pending)
+        first = min(failed, key=lambda t: list(tasks).index(t))
+        error = first.exception()
+        assert error is not None
+        if isinstance(error, StageError):
+            raise error
+        raise StageError(tasks[first], error) from error
+
+
+async def _cancel(tasks: Any) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _close_all(opened: list[tuple[str, Any]]) -> BaseException | None:
+    first: BaseException | None = None
+    for name, obj in opened:
+        close = getattr(obj, "close", None)
+        if not callable(close):
+            continue
+        try:
+            close()
+        except Exception as exc:  # every stage gets closed; the first failure is reported
+            log.exception("closing stage %s failed", name)
+            first = first or StageError(name, exc)
+    return first
+
+
+def _open_recorder(path: str | Path, chain: Chain, session: Session) -> Any:
+    from vkit.recording import Recorder
+
+    recorder = Recorder(path, manifest={"graph": chain.describe()})
+    session.recording_path = str(path)
+    session.subscribe(recorder.write)
+    return recorder
+
+
+def _close_recorder(recorder: Any, session: Session, status: str) -> None:
+    try:
+        recorder.write_turns(session.turns)
+    except Exception:  # the turn table is derived data; the recording itself must still close
+        log.exception("writing turns.csv failed")
+    finally:
+        recorder.close(status)
+
+
+async def arun(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
+               ground_truth: Any = None) -> Session:
+    """Run ``graph`` on the caller's event loop; returns the Session when every stage has finished."""
+    chain, session = _new_session(graph, clock, ground_truth)
+    return await _execute(chain, session, record)
+
+
+def run(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
+        ground_truth: Any = None, timeout_s: float | None = None) -> Session:
+    """Run ``graph`` to the end and return its Session.
+
+    Works in a plain script and inside a notebook cell whose event loop is already running (the graph
+    then runs on the engine thread and only this cell waits). Ctrl-C stops the graph cleanly and
+    finalises the recording.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        chain, session = _new_session(graph, clock, ground_truth)
+        coro = _execute(chain, session, record)
+        if timeout_s is not None:
+            coro = asyncio.wait_for(coro, timeout_s)
+        return asyncio.run(coro)
+    return start(graph, record=record, clock=clock, ground_truth=ground_truth).wait(timeout_s)
+
+
+class _Engine:
+    """One daemon thread with its own event loop; the notebook's loop is never touched."""
+
+    _instance: _Engine | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="vkit-engine", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls) -> _Engine:
+        with cls._lock:
+            if cls._instance is None or not cls._instance.thread.is_alive():
+                cls._instance = _Engine()
+            return cls._instance
+
+
+class Handle:
+    """A graph running on the engine thread: ``stop()``, ``wait()``, ``done()``, ``session``."""
+
+    def __init__(self, chain: Chain, session: Session, record: str | Path | None) -> None:
+        self.session = session
+        self.graph = chain
+        self._engine = _Engine.get()
+        self._task: asyncio.Task[Session] | None = None
+        self._started = threading.Event()
+        self._future: concurrent.futures.Future[Session] = asyncio.run_coroutine_threadsafe(
+            self._main(chain, session, record), self._engine.loop
+        )
+
+    async def _main(self, chain: Chain, session: Session, record: str | Path | None) -> Session:
+        self._task = asyncio.current_task()  # type: ignore[assignment]
+        self._started.set()
+        return await _execute(chain, session, record)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def stop(self, timeout_s: float = 10.0) -> Session:
+        """Stop every stage, finalise the recording, and return the session."""
+        self._started.wait(timeout_s)
+        if not self._future.done() and self._task is not None:
+            self._engine.loop.call_soon_threadsafe(self._task.cancel)
+        try:
+            self._future.result(timeout_s)
+        except (concurrent.futures.CancelledError, asyncio.CancelledError):
+            pass
+        return self.session
+
+    def wait(self, timeout_s: float | None = None) -> Session:
+        """Block until the graph ends; re-raises the first stage failure. Ctrl-C stops the graph."""
+        try:
+            return self._future.result(timeout_s)
+        except concurrent.futures.CancelledError:
+            return self.session
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        except concurrent.futures.TimeoutError:
+            self.stop()
+            raise TimeoutError(f"the graph did not finish within timeout_s {got(timeout_s)}") from None
+
+    result = wait
+
+    def __await__(self) -> Any:
+        return asyncio.wrap_future(self._future).__await__()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "running"
+        return f"Handle({state}, {self.session!r})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        try:
+            from vkit.widgets import LatencyInspector
+
+            return LatencyInspector(self.session)._repr_mimebundle_(include, exclude)
+        except ImportError:
+            return {"text/plain": repr(self)}
+
+
+def start(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
+          ground_truth: Any = None) -> Handle:
+    """Start ``graph`` on the engine thread and return a Handle at once."""
+    chain, session = _new_session(graph, clock, ground_truth)
+    return Handle(chain, session, record)

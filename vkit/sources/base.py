@@ -1,0 +1,65 @@
+"""Pacing shared by every source: real time (latency studies) or as fast as possible (offline work)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+from vkit.errors import ConfigError, got
+from vkit.frames import AudioFrame
+from vkit.stage import Pipe, StreamFormat
+from vkit.units import ms_to_samples
+
+Pace = Literal["realtime", "fast"]
+
+_YIELD_EVERY_FRAMES = 16
+
+
+class PacedSource(Pipe):
+    """A source that cuts its audio into ``frame_ms`` blocks and emits them at the chosen pace.
+
+    With ``pace="realtime"`` frame k is emitted when its last sample would have been captured, and
+    stamped with the clock time of its first sample; with ``pace="fast"`` frames go out back to back.
+    Subclasses provide ``format`` and ``_blocks(num_samples)``.
+    """
+
+    format: StreamFormat
+
+    def __init__(self, *, frame_ms: float = 20.0, pace: Pace = "fast", stream: str = "input") -> None:
+        if pace not in ("realtime", "fast"):
+            raise ConfigError(f"pace must be 'realtime' or 'fast' {got(pace)}")
+        if not 0 < frame_ms <= 10_000:
+            raise ConfigError(f"frame_ms must be in (0, 10000] {got(frame_ms)}")
+        self.frame_ms = frame_ms
+        self.pace = pace
+        self.stream = stream
+
+    def _blocks(self, num_samples: int) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    async def run(self, ctx: Any) -> None:
+        rate = self.format.sample_rate_hz
+        assert rate is not None
+        frame_samples = max(1, ms_to_samples(self.frame_ms, rate))
+        clock = ctx.clock
+        origin_ns = clock.now_ns()
+        position = 0
+        for count, block in enumerate(self._blocks(frame_samples)):
+            if self.pace == "realtime":
+                t_ns = origin_ns + position * 1_000_000_000 // rate
+                await clock.sleep_until(origin_ns + (position + block.shape[1]) * 1_000_000_000 // rate)
+            else:
+                t_ns = clock.now_ns()
+                if count % _YIELD_EVERY_FRAMES == _YIELD_EVERY_FRAMES - 1:
+                    await asyncio.sleep(0)
+            frame = AudioFrame(samples=block, sample_rate_hz=rate, start_sample=position, stream=self.stream, t_ns=t_ns)
+            await ctx.emit(frame)
+            position += block.shape[1]
+
+    @property
+    def latency_ms(self) -> float:
+        """A paced source delivers a frame only once all of it is captured: one frame of delay."""
+        return self.frame_ms if self.pace == "realtime" else 0.0

@@ -1,0 +1,54 @@
+"""Audio files (WAV, FLAC, OGG, MP3 through soundfile), streamed in blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from vkit.errors import AudioInputError, got
+from vkit.sources.base import Pace, PacedSource
+from vkit.stage import StreamFormat
+
+
+class File(PacedSource):
+    """Stream an audio file of any sample rate and channel count as float32 frames."""
+
+    def __init__(self, path: str | Path, *, frame_ms: float = 20.0, pace: Pace = "fast", stream: str = "input") -> None:
+        super().__init__(frame_ms=frame_ms, pace=pace, stream=stream)
+        self.path = str(path)
+        file_path = Path(path)
+        if not file_path.exists():
+            raise AudioInputError(f"audio file not found {got(self.path)}")
+        if file_path.is_dir():
+            raise AudioInputError(f"expected an audio file, found a directory {got(self.path)}")
+        try:
+            info = sf.info(self.path)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioInputError(f"cannot read audio file ({_reason(exc)}) {got(self.path)}") from exc
+        if info.frames == 0:
+            raise AudioInputError(f"audio file holds no samples {got(self.path)}")
+        self.format = StreamFormat(info.samplerate, info.channels)
+        self.num_samples = info.frames
+
+    @property
+    def duration_ms(self) -> float:
+        assert self.format.sample_rate_hz is not None
+        return self.num_samples * 1000.0 / self.format.sample_rate_hz
+
+    def _blocks(self, num_samples: int) -> Iterator[np.ndarray]:
+        try:
+            for block in sf.blocks(self.path, blocksize=num_samples, dtype="float32", always_2d=True):
+                yield np.ascontiguousarray(block.T)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioInputError(f"audio file is corrupt past its header ({_reason(exc)}) {got(self.path)}") from exc
+
+    def __repr__(self) -> str:
+        return f"sources.File({self.path!r}, {self.format}, pace={self.pace!r})"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.split(":")[-1].strip() or type(exc).__name__
