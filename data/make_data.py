@@ -1,0 +1,160 @@
+"""Build the small labelled audio that vkit's tests, demo and notebooks use.
+
+Run from the repository root: ``python data/make_data.py``. It needs the Debian packages
+``pocketsphinx-testdata`` (real read speech, 16 kHz) and ``flite`` (offline speech synthesis).
+Everything is deterministic (fixed seeds), so the outputs are reproducible.
+
+Outputs (16 kHz mono PCM16):
+- ``two_turns.wav`` + ``two_turns.segments.csv``: three user turns separated by 1.6 s pauses, over light
+  noise, with one ground-truth segment (start_ms,end_ms) per turn, from the first to the last word as
+  pocketsphinx force-aligns the known transcript (10 ms resolution). The demo plays it.
+- ``vad_eval.flac`` + ``vad_eval.segments.csv``: clean speech (13 real clips and 8 synthesised
+  sentences) separated by 0.4-2.0 s of silence, labelled on a 10 ms grid from the clean signal's energy.
+  Tests mix noise into it at a chosen SNR.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+RATE_HZ = 16_000
+HERE = Path(__file__).resolve().parent
+TESTDATA = Path("/usr/share/pocketsphinx/test/data")
+REAL_CLIPS = [*sorted((TESTDATA / "librivox").glob("*.wav")), *sorted((TESTDATA / "cards").glob("*.wav")),
+              TESTDATA / "goforward.raw", TESTDATA / "numbers.raw", TESTDATA / "something.raw"]
+SENTENCES = [
+    ("slt", "Could you book a table for two at seven tonight?"),
+    ("rms", "What is the weather going to be like tomorrow morning?"),
+    ("awb", "Please remind me to call my sister after lunch."),
+    ("kal16", "Yes."),
+    ("slt", "Turn the lights off in the kitchen."),
+    ("rms", "How long does it take to drive to the airport from here?"),
+    ("awb", "Stop."),
+    ("kal16", "Play something relaxing, maybe some jazz."),
+]
+TARGET_LEVEL_DBFS = -26.0
+
+
+def read_clip(path: Path) -> np.ndarray:
+    if path.suffix == ".raw":
+        return np.fromfile(path, "<i2").astype(np.float32) / 32768
+    audio, rate = sf.read(path, dtype="float32")
+    return audio if rate == RATE_HZ else soxr.resample(audio, rate, RATE_HZ)
+
+
+def synthesise(voice: str, text: str) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "s.wav"
+        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(out)], check=True, capture_output=True)
+        audio, rate = sf.read(out, dtype="float32")
+    return soxr.resample(audio, rate, RATE_HZ).astype(np.float32)
+
+
+def active_level(audio: np.ndarray) -> np.ndarray:
+    """Scale to an active speech level of TARGET_LEVEL_DBFS (power of the loudest half of 10 ms frames)."""
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    power = np.mean(frames**2, axis=1)
+    active = np.sort(power)[len(power) // 2 :].mean()
+    return (audio * 10 ** (TARGET_LEVEL_DBFS / 20) / np.sqrt(active)).astype(np.float32)
+
+
+def speech_mask(audio: np.ndarray) -> np.ndarray:
+    """Speech on a 10 ms grid: energy within 40 dB of the loud frames, gaps < 200 ms filled, islands < 50 ms dropped."""
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    floor = np.percentile(energy_db, 10)
+    mask = (energy_db > np.percentile(energy_db, 99) - 40) & (energy_db > floor + 15)
+    return _drop_short(~_drop_short(~mask, 20), 5)
+
+
+def _drop_short(mask: np.ndarray, min_frames: int) -> np.ndarray:
+    out = mask.copy()
+    start = None
+    for i, value in enumerate([*mask, False]):
+        if value and start is None:
+            start = i
+        elif not value and start is not None:
+            if i - start < min_frames:
+                out[start:i] = False
+            start = None
+    return out
+
+
+def segments_ms(mask: np.ndarray, offset_samples: int) -> list[tuple[float, float]]:
+    out, start = [], None
+    for i, value in enumerate([*mask, False]):
+        if value and start is None:
+            start = i
+        elif not value and start is not None:
+            out.append(((offset_samples + start * 160) / 16, (offset_samples + i * 160) / 16))
+            start = None
+    return out
+
+
+def write_segments(path: Path, segments: list[tuple[float, float]]) -> None:
+    path.write_text("start_ms,end_ms\n" + "".join(f"{a:.1f},{b:.1f}\n" for a, b in segments))
+
+
+def aligned_speech_ms(audio: np.ndarray, text: str) -> tuple[float, float]:
+    """First and last word boundaries (ms) from pocketsphinx forced alignment to the known text."""
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(samprate=RATE_HZ, loglevel="FATAL")
+    decoder.set_align_text(text)
+    decoder.start_utt()
+    decoder.process_raw(np.rint(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
+    decoder.end_utt()
+    words = [s for s in decoder.seg() if not s.word.startswith(("<", "["))]
+    return words[0].start_frame * 10.0, (words[-1].end_frame + 1) * 10.0
+
+
+def build_two_turns(rng: np.random.Generator) -> None:
+    turns = [(read_clip(TESTDATA / "librivox/sense_and_sensibility_01_austen_64kb-0880.wav"),
+              "he was not an ill disposed young man"),
+             (synthesise("slt", "Could you book a table for two at seven tonight?"),
+              "could you book a table for two at seven tonight"),
+             (read_clip(TESTDATA / "librivox/sense_and_sensibility_01_austen_64kb-0930.wav"),
+              "he might even have been made amiable himself")]
+    pieces, truth, position = [np.zeros(int(0.8 * RATE_HZ), np.float32)], [], int(0.8 * RATE_HZ)
+    for index, (turn, text) in enumerate(turns):
+        turn = active_level(turn)
+        start_ms, end_ms = aligned_speech_ms(turn, text)
+        truth.append((position / 16 + start_ms, position / 16 + end_ms))  # one turn: first to last word
+        pieces.append(turn)
+        position += len(turn)
+        gap = np.zeros(int((1.6 if index < len(turns) - 1 else 1.2) * RATE_HZ), np.float32)
+        pieces.append(gap)
+        position += len(gap)
+    clean = np.concatenate(pieces)
+    noise = rng.standard_normal(len(clean)).astype(np.float32)
+    noise = np.convolve(noise, np.ones(8) / 8, mode="same") * 10 ** (-58 / 20) / np.std(np.convolve(noise, np.ones(8) / 8, mode="same"))
+    sf.write(HERE / "two_turns.wav", np.clip(clean + noise, -1, 1), RATE_HZ, subtype="PCM_16")
+    write_segments(HERE / "two_turns.segments.csv", truth)
+
+
+def build_vad_eval(rng: np.random.Generator) -> None:
+    utterances = [read_clip(p) for p in REAL_CLIPS] + [synthesise(v, t) for v, t in SENTENCES]
+    order = rng.permutation(len(utterances))
+    pieces, segments, position = [np.zeros(RATE_HZ, np.float32)], [], RATE_HZ
+    for index in order:
+        utterance = active_level(utterances[index])
+        segments += segments_ms(speech_mask(utterance), position)
+        gap = np.zeros(int(rng.uniform(0.4, 2.0) * RATE_HZ), np.float32)
+        pieces += [utterance, gap]
+        position += len(utterance) + len(gap)
+    sf.write(HERE / "vad_eval.flac", np.clip(np.concatenate(pieces), -1, 1), RATE_HZ, subtype="PCM_16")
+    write_segments(HERE / "vad_eval.segments.csv", segments)
+
+
+if __name__ == "__main__":
+    generator = np.random.default_rng(20261124)
+    build_two_turns(generator)
+    build_vad_eval(generator)
+    for path in sorted(HERE.glob("*.*")):
+        print(f"{path.name:28s} {path.stat().st_size / 1e3:8.1f} kB")

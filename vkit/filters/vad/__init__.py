@@ -1,0 +1,228 @@
+"""Voice activity detection: Silero, WebRTC or energy models, one shared post-processing.
+
+The post-processing follows Silero's streaming iterator: speech starts once the probability has stayed at
+or above ``threshold`` for ``min_speech_ms``; it stops once it has stayed under ``negative_threshold`` for
+``min_silence_ms``; both boundaries are widened by ``speech_pad_ms``. Positions are exact samples on the
+input stream, also when the model runs at another rate.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from vkit.errors import ConfigError, GraphError, got
+from vkit.filters.base import Filter, check_finite
+from vkit.filters.resample import _Polyphase
+from vkit.filters.vad.models import EnergyModel, SileroModel, SpeechModel, WebRtcModel
+from vkit.frames import AudioFrame, Event, SpeechStarted, SpeechStopped, VadScore
+from vkit.stage import StreamFormat
+
+__all__ = ["VAD", "SileroModel", "WebRtcModel", "EnergyModel"]
+
+ModelName = Literal["silero", "webrtc", "energy"]
+
+
+class VAD(Filter):
+    """Detect speech and emit ``SpeechStarted``/``SpeechStopped`` (and ``VadScore`` per model window).
+
+    Audio passes through unchanged. ``model`` is ``"silero"`` (16/8 kHz), ``"webrtc"`` (8/16/32/48 kHz,
+    ``mode`` 0-3, ``frame_ms`` 10/20/30) or ``"energy"`` (any rate, ``threshold_dbfs``). Other input
+    rates are resampled internally (low-latency polyphase) unless ``resample=False``.
+    """
+
+    def __init__(self, model: ModelName = "silero", *, threshold: float = 0.5, negative_threshold: float | None = None,
+                 min_speech_ms: float = 250.0, min_silence_ms: float = 100.0, speech_pad_ms: float = 30.0,
+                 mode: int = 2, frame_ms: int = 30, threshold_dbfs: float = -40.0, resample: bool = True,
+                 emit_scores: bool = True, stream: str | None = None) -> None:
+        if model not in ("silero", "webrtc", "energy"):
+            raise ConfigError(f"VAD model must be 'silero', 'webrtc' or 'energy' {got(model)}")
+        if not 0 < threshold < 1:
+            raise ConfigError(f"VAD threshold must be in (0, 1) {got(threshold)}")
+        for name, value in (("min_speech_ms", min_speech_ms), ("min_silence_ms", min_silence_ms),
+                            ("speech_pad_ms", speech_pad_ms)):
+            if value < 0:
+                raise ConfigError(f"VAD {name} must be >= 0 {got(value)}")
+        self.model = model
+        self.threshold = threshold
+        self.negative_threshold = max(0.01, threshold - 0.15) if negative_threshold is None else negative_threshold
+        self.min_speech_ms = min_speech_ms
+        self.min_silence_ms = min_silence_ms
+        self.speech_pad_ms = speech_pad_ms
+        self.mode = mode
+        self.frame_ms = frame_ms
+        self.threshold_dbfs = threshold_dbfs
+        self.resample = resample
+        self.emit_scores = emit_scores
+        self.stream = stream
+        self._model: SpeechModel = (SileroModel() if model == "silero" else WebRtcModel(mode, frame_ms)
+                                    if model == "webrtc" else EnergyModel(threshold_dbfs))
+        self._input_rate: int | None = None
+        self.reset()
+
+    # -- setup ------------------------------------------------------------------------------------
+
+    def model_rate(self, input_rate_hz: int) -> int:
+        """The rate the model runs at for a given input rate (or a GraphError saying what to do)."""
+        rates = self._model.sample_rates_hz
+        if not rates or input_rate_hz in rates:
+            return input_rate_hz
+        if not self.resample:
+            raise GraphError(f"VAD(model={self.model!r}) takes {', '.join(map(str, rates))} Hz and resample=False; "
+                             f"put filters.Resample(sample_rate_hz={rates[0]}) before it {got(input_rate_hz)}")
+        return rates[0]
+
+    def configure(self, fmt: StreamFormat) -> StreamFormat:
+        if fmt.sample_rate_hz is not None:
+            self.model_rate(fmt.sample_rate_hz)
+            self._input_rate = fmt.sample_rate_hz
+        return fmt
+
+    @property
+    def latency_ms(self) -> float:
+        """One model window, plus the internal resampler's delay when there is one."""
+        rate = self._input_rate or 16_000
+        model_rate = self.model_rate(rate)
+        window_ms = self._model.window_samples(model_rate) * 1000.0 / model_rate
+        if model_rate != rate:
+            window_ms += _Polyphase(rate, model_rate, 1).delay_input_samples * 1000.0 / rate
+        return window_ms
+
+    def reset(self) -> None:
+        self._model.reset()
+        self._rate: int | None = None
+        self._model_rate = 0
+        self._resampler: _Polyphase | None = None
+        self._pending = np.zeros(0, np.float32)
+        self._model_position = 0  # model-rate index of _pending[0]
+        self._last_frame: AudioFrame | None = None
+        self._end_sample = 0
+        self._triggered = False
+        self._candidate_start: int | None = None
+        self._silence_start: int | None = None
+        self._last_speech_end = 0  # end of the last window scored at or above the threshold
+        self._last_stop = 0
+        self.scores: list[tuple[int, float]] = []  # (sample, probability): the trace for plots
+
+    # -- streaming ----------------------------------------------------------------------------------
+
+    def process(self, frame: AudioFrame) -> list[AudioFrame | Event] | AudioFrame:
+        if self.stream is not None and frame.stream != self.stream:
+            return frame
+        check_finite(frame, "VAD")
+        if self._rate != frame.sample_rate_hz:
+            if self._rate is not None:
+                raise ConfigError(f"VAD sample rate changed mid-stream from {self._rate} {got(frame.sample_rate_hz)}")
+            self._rate = frame.sample_rate_hz
+            self._model_rate = self.model_rate(frame.sample_rate_hz)
+            if self._model_rate != self._rate:
+                self._resampler = _Polyphase(self._rate, self._model_rate, 1)
+        self._last_frame = frame
+        self._end_sample = frame.end_sample
+        mono = frame.samples.mean(axis=0, keepdims=True) if frame.num_channels > 1 else frame.samples
+        if self._resampler is not None:
+            mono = self._resampler.process(mono)
+        events = self._score_pending(mono[0])
+        return [frame, *events] if events else frame
+
+    def flush(self) -> list[Event]:
+        if self._last_frame is None or not self._triggered:
+            return []
+        end = self._end_sample
+        speech_end = min(self._last_speech_end, self._silence_start) if self._silence_start is not None else end
+        self._triggered = False
+        return [self._stopped(min(end, speech_end + self._pad()), speech_end)]
+
+    def _score_pending(self, samples: np.ndarray) -> list[Event]:
+        pending = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        window = self._model.window_samples(self._model_rate)
+        events: list[Event] = []
+        offset = 0
+        while pending.shape[0] - offset >= window:
+            probability = self._model.score(pending[offset : offset + window], self._model_rate)
+            start = self._to_input(self._model_position + offset)
+            end = self._to_input(self._model_position + offset + window)
+            offset += window
+            self.scores.append((start, probability))
+            if self.emit_scores:
+                events.append(VadScore(sample=start, num_samples=end - start, sample_rate_hz=self._rate or 0,
+                                       probability=probability))
+            events.extend(self._decide(start, end, probability))
+        self._pending = pending[offset:].copy()
+        self._model_position += offset
+        return events
+
+    def _decide(self, start: int, end: int, probability: float) -> list[Event]:
+        rate = self._rate or 1
+        if probability >= self.threshold:
+            self._silence_start = None
+            self._last_speech_end = end
+            if not self._triggered:
+                if self._candidate_start is None:
+                    self._candidate_start = start
+                if (end - self._candidate_start) * 1000.0 / rate >= self.min_speech_ms:
+                    self._triggered = True
+                    begin = max(self._candidate_start - self._pad(), self._last_stop, 0)
+                    return [SpeechStarted(sample=begin, sample_rate_hz=rate, sample_t_ns=self._t_ns(begin),
+                                          stream=self._stream_name())]
+        elif probability < self.negative_threshold:
+            if not self._triggered:
+                self._candidate_start = None
+            else:
+                if self._silence_start is None:
+                    self._silence_start = start
+                if (end - self._silence_start) * 1000.0 / rate >= self.min_silence_ms:
+                    speech_end = min(self._last_speech_end, self._silence_start)
+                    self._triggered = False
+                    self._candidate_start = None
+                    self._silence_start = None
+                    stop = speech_end + self._pad()
+                    self._last_stop = stop
+                    return [self._stopped(stop, speech_end)]
+        return []
+
+    def _stopped(self, sample: int, speech_end: int) -> SpeechStopped:
+        return SpeechStopped(sample=sample, sample_rate_hz=self._rate or 0, sample_t_ns=self._t_ns(sample),
+                             speech_end_sample=speech_end, speech_end_t_ns=self._t_ns(speech_end),
+                             stream=self._stream_name())
+
+    def _pad(self) -> int:
+        return int(round(self.speech_pad_ms * (self._rate or 0) / 1000))
+
+    def _to_input(self, model_index: int) -> int:
+        """A model-rate position as an input-rate sample, compensating the resampler's delay."""
+        if self._resampler is None:
+            return model_index
+        assert self._rate is not None
+        return max(0, int(round(model_index * self._rate / self._model_rate - self._resampler.delay_input_samples)))
+
+    def _t_ns(self, sample: int) -> int:
+        frame = self._last_frame
+        assert frame is not None
+        return frame.t_ns + (sample - frame.start_sample) * 1_000_000_000 // frame.sample_rate_hz
+
+    def _stream_name(self) -> str:
+        return self._last_frame.stream if self._last_frame is not None else "input"
+
+    def __call__(self, samples: np.ndarray | AudioFrame, sample_rate_hz: int | None = None) -> list[tuple[float, float]]:  # type: ignore[override]
+        """Speech segments ``(start_ms, end_ms)`` of a whole signal, outside a graph."""
+        if isinstance(samples, AudioFrame):
+            frame = samples
+        else:
+            if sample_rate_hz is None:
+                raise ConfigError(f"VAD(array) needs sample_rate_hz= {got(None)}")
+            array = np.asarray(samples, np.float32)
+            frame = AudioFrame(samples=array.reshape(1, -1) if array.ndim == 1 else array, sample_rate_hz=sample_rate_hz)
+        self.reset()
+        out = self.process(frame)
+        events = [e for e in (out if isinstance(out, list) else []) if isinstance(e, (SpeechStarted, SpeechStopped))]
+        events += [e for e in self.flush() if isinstance(e, SpeechStopped)]
+        segments, start = [], None
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                start = event.ms
+            elif start is not None:
+                segments.append((start, event.ms))
+                start = None
+        return segments

@@ -1,0 +1,112 @@
+"""The speech models behind ``VAD``: each scores fixed windows of mono audio with a probability."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from vkit.errors import ConfigError, got
+
+MODEL_DIR = Path(__file__).resolve().parent.parent.parent / "models"
+
+
+class SpeechModel(Protocol):
+    sample_rates_hz: tuple[int, ...]  # rates the model takes; () means any
+
+    def window_samples(self, sample_rate_hz: int) -> int: ...
+    def score(self, window: np.ndarray, sample_rate_hz: int) -> float: ...
+    def reset(self) -> None: ...
+
+
+class SileroModel:
+    """Silero VAD v6 (MIT), ONNX, run by onnxruntime on one thread: 32 ms windows at 16 or 8 kHz."""
+
+    sample_rates_hz = (16_000, 8_000)
+    _session = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.session = self._load()
+        self.reset()
+
+    @classmethod
+    def _load(cls):  # noqa: ANN206 - onnxruntime type
+        with cls._lock:
+            if cls._session is None:
+                import onnxruntime
+
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = 1
+                options.inter_op_num_threads = 1
+                options.log_severity_level = 3
+                cls._session = onnxruntime.InferenceSession(str(MODEL_DIR / "silero_vad.onnx"), options,
+                                                            providers=["CPUExecutionProvider"])
+            return cls._session
+
+    def window_samples(self, sample_rate_hz: int) -> int:
+        return 512 if sample_rate_hz == 16_000 else 256
+
+    def reset(self) -> None:
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._context: np.ndarray | None = None
+
+    def score(self, window: np.ndarray, sample_rate_hz: int) -> float:
+        context_size = 64 if sample_rate_hz == 16_000 else 32
+        if self._context is None:
+            self._context = np.zeros((1, context_size), np.float32)
+        x = np.concatenate([self._context, window.reshape(1, -1).astype(np.float32)], 1)
+        out, self._state = self.session.run(None, {"input": x, "state": self._state,
+                                                   "sr": np.array(sample_rate_hz, np.int64)})
+        self._context = x[:, -context_size:]
+        return float(out[0, 0])
+
+
+class WebRtcModel:
+    """The WebRTC GMM VAD (webrtcvad-wheels): 10/20/30 ms frames at 8/16/32/48 kHz; scores are 0 or 1."""
+
+    sample_rates_hz = (16_000, 8_000, 32_000, 48_000)
+
+    def __init__(self, mode: int = 2, frame_ms: int = 30) -> None:
+        import webrtcvad
+
+        if mode not in (0, 1, 2, 3):
+            raise ConfigError(f"webrtc VAD mode must be 0, 1, 2 or 3 {got(mode)}")
+        if frame_ms not in (10, 20, 30):
+            raise ConfigError(f"webrtc VAD frame_ms must be 10, 20 or 30 {got(frame_ms)}")
+        self.frame_ms = frame_ms
+        self._vad = webrtcvad.Vad(mode)
+
+    def window_samples(self, sample_rate_hz: int) -> int:
+        return sample_rate_hz * self.frame_ms // 1000
+
+    def reset(self) -> None:
+        pass
+
+    def score(self, window: np.ndarray, sample_rate_hz: int) -> float:
+        pcm = np.rint(np.clip(window, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
+        return 1.0 if self._vad.is_speech(pcm, sample_rate_hz) else 0.0
+
+
+class EnergyModel:
+    """Frame energy against ``threshold_dbfs``, mapped to a probability by a logistic of slope 1/3 dB."""
+
+    sample_rates_hz: tuple[int, ...] = ()
+
+    def __init__(self, threshold_dbfs: float = -40.0, frame_ms: float = 10.0) -> None:
+        self.threshold_dbfs = threshold_dbfs
+        self.frame_ms = frame_ms
+
+    def window_samples(self, sample_rate_hz: int) -> int:
+        return max(1, int(round(sample_rate_hz * self.frame_ms / 1000)))
+
+    def reset(self) -> None:
+        pass
+
+    def score(self, window: np.ndarray, sample_rate_hz: int) -> float:
+        power = float(np.mean(np.square(window, dtype=np.float64)))
+        level_dbfs = 10 * math.log10(power) if power > 1e-20 else -200.0
+        return 1.0 / (1.0 + math.exp(-(level_dbfs - self.threshold_dbfs) / 3.0))
