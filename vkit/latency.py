@@ -1,0 +1,268 @@
+"""Where each millisecond went: the per-turn latency table, from the session's events on one clock.
+
+A turn is anchored on the end of the user's speech (vkit's VAD ``SpeechStopped``; or the server's
+``speech_stopped`` when there is no local VAD), followed by the response created after it:
+
+user speech end -> VAD end detected -> server speech_stopped / commit sent -> response.created
+-> first audio received -> first audio played (at the sink) -> response.done.
+
+All times are milliseconds on the session clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from vkit.frames import Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped
+
+__all__ = ["Turn", "TurnTable", "compute_turns", "stage_table", "COLUMNS"]
+
+_AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
+
+
+@dataclass
+class Turn:
+    """One row of the latency table (ms on the session clock; None where the event did not happen)."""
+
+    turn: int
+    user_speech_start_ms: float | None = None
+    user_speech_end_ms: float | None = None
+    vad_speech_end_ms: float | None = None
+    vad_end_detected_ms: float | None = None
+    server_speech_stopped_ms: float | None = None
+    commit_sent_ms: float | None = None
+    response_created_ms: float | None = None
+    first_audio_received_ms: float | None = None
+    first_audio_played_ms: float | None = None
+    response_done_ms: float | None = None
+    voice_to_voice_ms: float | None = None
+    end_of_turn_delay_ms: float | None = None
+    server_first_audio_ms: float | None = None
+    response_id: str | None = None
+    status: str | None = None
+    interrupted: bool = False
+    interruption_reaction_ms: float | None = None
+
+    def finish(self) -> Turn:
+        """Fill the derived columns."""
+        end = self.user_speech_end_ms
+        heard = self.first_audio_played_ms if self.first_audio_played_ms is not None else None
+        self.voice_to_voice_ms = _minus(heard, end)
+        self.end_of_turn_delay_ms = _minus(self.vad_end_detected_ms, self.vad_speech_end_ms or end)
+        anchor = self.server_speech_stopped_ms if self.server_speech_stopped_ms is not None else self.commit_sent_ms
+        self.server_first_audio_ms = _minus(self.first_audio_received_ms, anchor)
+        return self
+
+
+COLUMNS = [f.name for f in fields(Turn)]
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def _ms(t_ns: int) -> float:
+    return round(t_ns / 1e6, 3)
+
+
+class TurnTable(list):  # type: ignore[type-arg]
+    """A list of Turn rows that renders as a table and converts to pandas."""
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [asdict(t) for t in self]
+
+    def to_frame(self) -> Any:
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError("turns as a DataFrame need pandas: pip install 'vkit[analysis]'") from exc
+        return pd.DataFrame(self.rows(), columns=COLUMNS)
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, COLUMNS)
+        writer.writeheader()
+        writer.writerows(self.rows())
+        return out.getvalue()
+
+    def summary(self) -> dict[str, float]:
+        """Median and p90 of voice-to-voice and of the server's time to first audio."""
+        out: dict[str, float] = {}
+        for column in ("voice_to_voice_ms", "server_first_audio_ms", "end_of_turn_delay_ms"):
+            values = [getattr(t, column) for t in self if getattr(t, column) is not None]
+            if values:
+                out[f"{column}_p50"] = float(np.percentile(values, 50))
+                out[f"{column}_p90"] = float(np.percentile(values, 90))
+        return out
+
+    _SHOWN = [("turn", "turn"), ("user_speech_end_ms", "speech end"), ("end_of_turn_delay_ms", "VAD delay"),
+              ("server_first_audio_ms", "server TTFA"), ("first_audio_played_ms", "played at"),
+              ("voice_to_voice_ms", "voice-to-voice"), ("interrupted", "barge-in")]
+
+    def to_text(self) -> str:
+        header = [label for _, label in self._SHOWN]
+        lines = [[_cell(getattr(t, name)) for name, _ in self._SHOWN] for t in self]
+        widths = [max(len(h), *(len(r[i]) for r in lines)) if lines else len(h) for i, h in enumerate(header)]
+        out = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+        out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in lines]
+        out.append("(ms on the session clock; VAD delay = end-of-turn detection; server TTFA = first audio "
+                   "received after speech_stopped/commit)")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{label}</th>" for _, label in self._SHOWN)
+        body = "".join("<tr>" + "".join(f"<td>{_cell(getattr(t, n))}</td>" for n, _ in self._SHOWN) + "</tr>"
+                       for t in self)
+        return f"<table class='vkit-turns'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def compute_turns(events: Iterable[Event], *, ground_truth_segments_ms: Sequence[tuple[float, float]] | None = None,
+                  stage_latencies_ms: dict[str, float] | None = None) -> TurnTable:
+    """Build the latency table from a session's events (any order; sorted by time here)."""
+    ordered = sorted(events, key=lambda e: e.t_ns)
+    turns: list[Turn] = []
+    by_response: dict[str, Turn] = {}
+    pending_start: float | None = None
+    local_vad = any(isinstance(e, SpeechStopped) for e in ordered)
+    playing: Turn | None = None
+    input_origin: tuple[float, float] | None = None  # (t_ms of stream start, its start sample in ms)
+    silence_ms = 500.0
+    for event in ordered:
+        if isinstance(event, Marker) and event.name == "stream_start" and event.data.get("stream") == "input":
+            if input_origin is None:
+                rate = event.data.get("sample_rate_hz") or 1
+                input_origin = (_ms(event.t_ns), event.data.get("start_sample", 0) * 1000.0 / rate)
+        elif isinstance(event, SpeechStarted):
+            pending_start = _ms(event.sample_t_ns)
+            if playing is not None and not playing.interrupted and playing.first_audio_played_ms is not None:
+                playing.interrupted = True
+                playing.interruption_reaction_ms = -_ms(event.sample_t_ns)  # completed when sound stops
+        elif isinstance(event, SpeechStopped):
+            turn = Turn(len(turns) + 1, pending_start, _ms(event.speech_end_t_ns), _ms(event.speech_end_t_ns),
+                        _ms(event.t_ns))
+            turns.append(turn)
+            pending_start = None
+        elif isinstance(event, Playout) and event.stream == "output":
+            if event.state == "started":
+                waiting = [t for t in turns if t.first_audio_received_ms is not None and t.first_audio_played_ms is None]
+                if waiting:
+                    waiting[0].first_audio_played_ms = _ms(event.t_ns)
+                    playing = waiting[0]
+            elif playing is not None:
+                if playing.interrupted and playing.interruption_reaction_ms is not None and playing.interruption_reaction_ms < 0:
+                    playing.interruption_reaction_ms = round(_ms(event.t_ns) + playing.interruption_reaction_ms, 3)
+                playing = None
+        elif isinstance(event, ProtocolEvent):
+            _protocol_event(event, turns, by_response, local_vad, input_origin, silence_ms)
+            if event.type == "session.updated" and event.direction == "received":
+                silence_ms = _silence_ms(event.event, silence_ms)
+    for turn in turns:
+        if turn.interruption_reaction_ms is not None and turn.interruption_reaction_ms < 0:
+            turn.interruption_reaction_ms = None
+    if ground_truth_segments_ms and input_origin is not None:
+        _apply_ground_truth(turns, ground_truth_segments_ms, input_origin)
+    return TurnTable(t.finish() for t in turns)
+
+
+def _protocol_event(event: ProtocolEvent, turns: list[Turn], by_response: dict[str, Turn], local_vad: bool,
+                    input_origin: tuple[float, float] | None, silence_ms: float) -> None:
+    body = event.event
+    t_ms = _ms(event.t_ns)
+    kind = event.type
+    if event.direction == "sent":
+        if kind == "input_audio_buffer.commit" and turns and turns[-1].commit_sent_ms is None:
+            turns[-1].commit_sent_ms = t_ms
+        return
+    if kind == "input_audio_buffer.speech_stopped":
+        if local_vad:
+            if turns and turns[-1].server_speech_stopped_ms is None and turns[-1].response_created_ms is None:
+                turns[-1].server_speech_stopped_ms = t_ms
+            return
+        end_ms = getattr(body, "audio_end_ms", None)
+        user_end = None
+        if end_ms is not None and input_origin is not None:
+            user_end = input_origin[0] + end_ms - silence_ms - input_origin[1]
+        turns.append(Turn(len(turns) + 1, None, user_end, None, None, t_ms))
+    elif kind == "response.created":
+        response = getattr(body, "response", None) or {}
+        waiting = [t for t in turns if t.response_id is None]
+        turn = waiting[-1] if waiting else None
+        if turn is None:
+            turn = Turn(len(turns) + 1)
+            turns.append(turn)
+        turn.response_id = response.get("id")
+        turn.response_created_ms = t_ms
+        if turn.response_id:
+            by_response[turn.response_id] = turn
+    elif kind in _AUDIO_DELTAS:
+        turn = by_response.get(getattr(body, "response_id", None) or "")
+        if turn is not None and turn.first_audio_received_ms is None:
+            turn.first_audio_received_ms = t_ms
+    elif kind == "response.done":
+        response = getattr(body, "response", None) or {}
+        turn = by_response.get(response.get("id", ""))
+        if turn is not None:
+            turn.response_done_ms = t_ms
+            turn.status = response.get("status")
+            if turn.status == "cancelled":
+                turn.interrupted = True
+
+
+def _silence_ms(body: Any, default: float) -> float:
+    session = getattr(body, "session", None) or {}
+    detection = ((session.get("audio") or {}).get("input") or {}).get("turn_detection") or session.get("turn_detection")
+    if isinstance(detection, dict) and detection.get("silence_duration_ms") is not None:
+        return float(detection["silence_duration_ms"])
+    return default
+
+
+def _apply_ground_truth(turns: list[Turn], segments: Sequence[tuple[float, float]],
+                        origin: tuple[float, float]) -> None:
+    """Replace the VAD's speech end by the labelled one nearest to it (labels are media ms on "input")."""
+    ends = [origin[0] + end - origin[1] for _, end in segments]
+    starts = [origin[0] + start - origin[1] for start, _ in segments]
+    for turn in turns:
+        estimate = turn.vad_speech_end_ms if turn.vad_speech_end_ms is not None else turn.user_speech_end_ms
+        if estimate is None:
+            continue
+        nearest = int(np.argmin([abs(e - estimate) for e in ends]))
+        if abs(ends[nearest] - estimate) <= 1000:
+            turn.user_speech_end_ms = round(ends[nearest], 3)
+            turn.user_speech_start_ms = round(starts[nearest], 3)
+
+
+def stage_table(stages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-stage timing: items, processing time and queue wait percentiles (us), algorithmic latency (ms)."""
+    rows = []
+    for name, stats in stages.items():
+        processing = np.asarray(stats.get("processing_ns", []), np.float64) / 1e3
+        waits = np.asarray(stats.get("queue_wait_ns", []), np.float64) / 1e3
+        rows.append({
+            "stage": name, "kind": stats.get("kind"), "num_items": stats.get("num_items", 0),
+            "latency_ms": stats.get("latency_ms"),
+            "processing_p50_us": float(np.percentile(processing, 50)) if processing.size else None,
+            "processing_p95_us": float(np.percentile(processing, 95)) if processing.size else None,
+            "processing_max_us": float(processing.max()) if processing.size else None,
+            "queue_wait_p50_us": float(np.percentile(waits, 50)) if waits.size else None,
+            "queue_wait_p95_us": float(np.percentile(waits, 95)) if waits.size else None,
+        })
+    return rows

@@ -1,0 +1,168 @@
+"""The embedded local Realtime server: ``ws://127.0.0.1:PORT/v1/realtime``, GA by default, beta on request."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from vkit.errors import ConfigError, got
+from vkit.realtime.server.connection import Connection, ResponseRecord
+from vkit.realtime.server.latency import DelayModel
+from vkit.realtime.server.responders import Responder, make_responder
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LocalServer"]
+
+
+class LocalServer:
+    """A Realtime-protocol server on loopback, for offline, reproducible sessions.
+
+    ``responder``: "echo", "scripted" (``replies=[...]``) or "cascade", or any object with
+    ``async reply(audio, sample_rate_hz) -> Reply``. ``response_delay_ms``: injected delay before the first
+    audio delta (ms, a distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade").
+    ``output_pace``: output streaming speed as a multiple of real time (0 = as fast as possible).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, responder: str | Responder = "echo",
+                 replies: Sequence[str | Path | np.ndarray] | None = None, response_delay_ms: str | float = 0,
+                 output_pace: float = 2.0, chunk_ms: int = 40, seed: int = 0, max_sessions: int = 100,
+                 max_session_s: float = 3600.0, max_message_bytes: int = 16 * 1024 * 1024,
+                 measure_lag: bool = False) -> None:
+        if output_pace < 0:
+            raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
+        if not 5 <= chunk_ms <= 1000:
+            raise ConfigError(f"chunk_ms must be in [5, 1000] {got(chunk_ms)}")
+        self.host = host
+        self.port = port
+        self.responder: Responder = make_responder(responder, replies) if isinstance(responder, str) else responder
+        self.delay = DelayModel(response_delay_ms, seed)
+        self.output_pace = output_pace
+        self.chunk_ms = chunk_ms
+        self.max_sessions = max_sessions
+        self.max_session_s = max_session_s
+        self.max_message_bytes = max_message_bytes
+        self.measure_lag = measure_lag
+        self.connections: set[Connection] = set()
+        self.records: list[ResponseRecord] = []
+        self.lag_ms: list[float] = []
+        self.num_rejected = 0
+        self._server: Server | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}/v1/realtime"
+
+    async def __aenter__(self) -> LocalServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
+                                   select_subprotocol=_select_subprotocol, max_size=self.max_message_bytes,
+                                   compression=None, ping_interval=None)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.measure_lag:
+            self._lag_task = asyncio.ensure_future(self._probe_lag())
+        log.info("local Realtime server on %s", self.url)
+
+    async def close(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def serve_forever(self) -> None:
+        async with self:
+            await asyncio.Future()
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0].rstrip("/")
+        if path not in ("/v1/realtime", "/realtime"):
+            return connection.respond(http.HTTPStatus.NOT_FOUND, f"no Realtime endpoint at {path}\n")
+        if len(self.connections) >= self.max_sessions:
+            self.num_rejected += 1
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                      f"the server is at its limit of {self.max_sessions} sessions\n")
+        return None
+
+    async def _handle(self, websocket: ServerConnection) -> None:
+        request = websocket.request
+        assert request is not None
+        offered = request.headers.get("Sec-WebSocket-Protocol", "")
+        beta = request.headers.get("OpenAI-Beta", "").replace(" ", "") == "realtime=v1" or "openai-beta.realtime-v1" in offered
+        model = _query(request.path).get("model", "gpt-realtime")
+        connection = Connection(self, websocket, "beta" if beta else "ga", model)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        except Exception:  # one broken session must never take the server down
+            log.exception("session failed")
+        finally:
+            self.connections.discard(connection)
+
+    async def _probe_lag(self) -> None:
+        interval_s = 0.01
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(interval_s)
+            self.lag_ms.append(max(0.0, (time.monotonic() - started - interval_s) * 1000))
+            if len(self.lag_ms) > 100_000:
+                del self.lag_ms[:50_000]
+
+    def run_in_thread(self) -> _ThreadedServer:
+        """Start the server on its own thread and loop (for synchronous code); ``.stop()`` ends it."""
+        return _ThreadedServer(self)
+
+
+class _ThreadedServer:
+    def __init__(self, server: LocalServer) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="vkit-local-server", daemon=True)
+        self.thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the local Realtime server did not start within 10 s")
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.start())
+        self._ready.set()
+        self.loop.run_forever()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def _select_subprotocol(connection: ServerConnection, subprotocols: Sequence[str]) -> str | None:
+    return "realtime" if "realtime" in subprotocols else None
+
+
+def _query(path: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(path).query))

@@ -1,0 +1,46 @@
+"""``vkit serve``: run the local Realtime server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from vkit.realtime.server.app import LocalServer
+from vkit.realtime.server.latency import PROFILES
+
+
+def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
+    serve = commands.add_parser("serve", help="run the local Realtime server (OpenAI Realtime protocol)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--responder", choices=["echo", "scripted", "cascade"], default="echo")
+    serve.add_argument("--reply", action="append", default=None, help="scripted reply: text or an audio file (repeat)")
+    serve.add_argument("--response-delay-ms", default="0",
+                       help=f"delay before the first audio: ms, normal:MEAN,SD, uniform:LO,HI, or {', '.join(PROFILES)}")
+    serve.add_argument("--output-pace", type=float, default=2.0, help="output streaming speed x real time (0 = burst)")
+    serve.add_argument("--chunk-ms", type=int, default=40, help="audio per output delta")
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--max-sessions", type=int, default=100)
+    serve.add_argument("--max-session-s", type=float, default=3600.0)
+    return serve
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    server = LocalServer(args.host, args.port, responder=args.responder, replies=args.reply,
+                         response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
+                         chunk_ms=args.chunk_ms, seed=args.seed, max_sessions=args.max_sessions,
+                         max_session_s=args.max_session_s)
+
+    async def main() -> None:
+        async with server:
+            print(f"vkit local Realtime server on {server.url} (responder {args.responder}); Ctrl-C stops it",
+                  file=sys.stderr, flush=True)
+            await asyncio.Future()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
