@@ -114,9 +114,10 @@ class AudioFrame:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """Base of the event items. ``stage`` names the stage that created it (set by the runtime)."""
+    """Base of the event items. ``stage`` names the stage that created it and ``t_ns`` is when (both
+    set by the runtime when the stage leaves them unset: ``t_ns=-1``, ``stage=""``)."""
 
-    t_ns: int = 0
+    t_ns: int = -1
     stage: str = ""
 
     @property

@@ -96,7 +96,7 @@ class _Step:
 
 def _stamp(event: Event, name: str, clock: SessionClock) -> Event:
     changes: dict[str, Any] = {"stage": name}
-    if not event.t_ns:
+    if event.t_ns < 0:
         changes["t_ns"] = clock.now_ns()
     return _replace_event(event, changes)
 
@@ -502,6 +502,9 @@ async def _execute(chain: Chain, session: Session, record: str | Path | None) ->
     outcome = "failed"
     try:
         for name, obj, ctx in plan.stage_objects:
+            reset = getattr(obj, "reset", None)
+            if callable(reset):  # every run starts from a clean state, so a graph can run again
+                reset()
             open_ = getattr(obj, "open", None)
             if callable(open_):
                 try:

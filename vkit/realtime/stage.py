@@ -158,6 +158,7 @@ class _Session:
         self.truncated: set[str] = set()
         self.responding = asyncio.Event()
         self.session_ready = asyncio.Event()
+        self.connected = asyncio.Event()
         self.first_delta_ns: dict[str, int] = {}
         self.retries = 0
 
@@ -166,13 +167,14 @@ class _Session:
     def _headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         key = self.stage._api_key or os.environ.get("OPENAI_API_KEY")  # noqa: SLF001
+        host = urlsplit(self.url).hostname or ""
         if self.stage.url is not None:
-            if not key:
-                raise ConfigError(f"a remote Realtime endpoint needs an API key: set OPENAI_API_KEY or pass api_key= "
+            if not key and (host == "api.openai.com" or host.endswith(".openai.azure.com")):
+                raise ConfigError(f"this Realtime endpoint needs an API key: set OPENAI_API_KEY or pass api_key= "
                                   f"{got(self.stage.endpoint)}")
-            if ".openai.azure.com" in self.url:
+            if key and host.endswith(".openai.azure.com"):
                 headers["api-key"] = key
-            else:
+            elif key:
                 headers["Authorization"] = f"Bearer {key}"
         if self.stage.dialect == "beta":
             headers["OpenAI-Beta"] = "realtime=v1"
@@ -188,6 +190,7 @@ class _Session:
                                  f"{got(self.stage.endpoint)}") from exc
         self.protocol = ClientProtocol(self.stage.dialect)
         self.session_ready.clear()
+        self.connected.set()
         await self.send(ev.CLIENT_EVENTS["session.update"](session=self.stage.session_update()))
 
     async def run(self) -> None:
@@ -240,10 +243,11 @@ class _Session:
                 raise ConnectionClosed(self.websocket.close_rcvd, self.websocket.close_sent)
             except ConnectionClosed as exc:
                 if not self.stage.reconnect or self.retries >= self.stage.max_retries:
-                    raise ConnectionLost(f"the Realtime connection dropped mid-session (code {exc.code}) "
+                    raise ConnectionLost(f"the Realtime connection dropped mid-session (code {_close_code(exc)}) "
                                          f"{got(self.stage.endpoint)}") from exc
                 self.retries += 1
-                self.ctx.publish(Marker(name="reconnect", data={"attempt": self.retries, "code": exc.code}))
+                self.connected.clear()
+                self.ctx.publish(Marker(name="reconnect", data={"attempt": self.retries, "code": _close_code(exc)}))
                 await asyncio.sleep(min(2.0, 0.1 * 2 ** (self.retries - 1)))
                 self.responding.clear()
                 await self._connect()
@@ -253,11 +257,23 @@ class _Session:
     async def send(self, event: ev.ClientEvent) -> None:
         if event.event_id is None:
             event = type(event)(**{**_fields(event), "event_id": self.protocol.next_event_id()})
-        text = self.protocol.send(event)
-        assert self.websocket is not None
-        self.ctx.publish(ProtocolEvent(direction="sent", type=event.type, event=_without_audio(event),
-                                       t_ns=self.ctx.clock.now_ns()))
-        await self.websocket.send(text)
+        for _ in range(self.stage.max_retries + 1):
+            await self.connected.wait()
+            text = self.protocol.send(event)
+            assert self.websocket is not None
+            try:
+                await self.websocket.send(text)
+            except ConnectionClosed as exc:
+                if not self.stage.reconnect:
+                    raise ConnectionLost(f"the Realtime connection dropped mid-session (code {_close_code(exc)}) "
+                                         f"{got(self.stage.endpoint)}") from exc
+                self.connected.clear()  # the reader reconnects; input audio sent meanwhile is dropped
+                if event.type == "input_audio_buffer.append":
+                    return
+                continue
+            self.ctx.publish(ProtocolEvent(direction="sent", type=event.type, event=_without_audio(event),
+                                           t_ns=self.ctx.clock.now_ns()))
+            return
 
     async def _on_input(self, item: Any) -> None:
         if isinstance(item, AudioFrame):
@@ -265,7 +281,7 @@ class _Session:
                 await self._append(item)
             return
         if isinstance(item, SpeechStarted) and self.stage.barge_in:
-            await self._barge_in(item.t_ns or self.ctx.clock.now_ns(), "local_vad")
+            await self._barge_in(item.t_ns if item.t_ns >= 0 else self.ctx.clock.now_ns(), "local_vad")
         elif isinstance(item, SpeechStopped) and self.stage.turn_detection == "manual":
             await self._flush_audio()
             await self.send(ev.CLIENT_EVENTS["input_audio_buffer.commit"]())
@@ -366,6 +382,10 @@ class _Session:
                                                        "audio_end_ms": audio_end_ms, "played_sample": played}))
         await self.send(ev.CLIENT_EVENTS["conversation.item.truncate"](item_id=item.item_id, content_index=0,
                                                                         audio_end_ms=int(audio_end_ms)))
+
+
+def _close_code(exc: ConnectionClosed) -> int | None:
+    return exc.rcvd.code if exc.rcvd is not None else None
 
 
 def _fields(event: ev.RealtimeEvent) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from vkit.errors import ConfigError, got
@@ -113,6 +114,8 @@ class LocalServer:
         self.connections.add(connection)
         try:
             await connection.run()
+        except ConnectionClosed:
+            pass  # the client went away; its session ends here
         except Exception:  # one broken session must never take the server down
             log.exception("session failed")
         finally:

@@ -285,7 +285,7 @@ class Connection:
             return
         item = dict(stored.data)
         if stored.audio is not None:
-            kind = "input_audio" if item.get("role") == "user" else "output_audio"
+            kind = "input_audio" if item.get("role") == "user" else "audio" if self.dialect == "beta" else "output_audio"
             item["content"] = [{"type": kind, "audio": encode_audio(stored.audio, input_format_name(self.session)),
                                 "transcript": stored.transcript or None}]
         await self.send("conversation.item.retrieved", item=item)
@@ -431,7 +431,8 @@ class Connection:
                       reason: str | None, transcript: str) -> None:
         record.status = status
         done_item = {**item, "status": "completed" if status == "completed" else "incomplete",
-                     "content": [{"type": "output_audio", "transcript": transcript}]}
+                     "content": [{"type": "audio" if self.dialect == "beta" else "output_audio",
+                                  "transcript": transcript}]}
         if item["id"] in self.items:
             self.items[item["id"]].data = done_item
             await self.send("response.output_audio.done", **ids)

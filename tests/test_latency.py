@@ -1,0 +1,168 @@
+"""The latency table: its logic on hand-built events, and its accuracy against a known truth."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+import vkit
+from vkit import filters, sinks, sources
+from vkit.evaluation import read_segments
+from vkit.frames import Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped
+from vkit.latency import compute_turns
+from vkit.realtime import Realtime
+from vkit.realtime import events as ev
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+MS = 1_000_000
+
+
+def received(t_ms: float, wire_type: str, **fields) -> ProtocolEvent:
+    cls = ev.event_class(wire_type, "server")
+    return ProtocolEvent(t_ns=int(t_ms * MS), direction="received", type=wire_type, event=cls(**fields))
+
+
+def sent(t_ms: float, wire_type: str, **fields) -> ProtocolEvent:
+    return ProtocolEvent(t_ns=int(t_ms * MS), direction="sent", type=wire_type,
+                         event=ev.event_class(wire_type, "client")(**fields))
+
+
+def test_manual_turn_with_local_vad_fills_every_column():
+    events = [
+        SpeechStarted(t_ns=1250 * MS, sample=24_000, sample_rate_hz=24_000, sample_t_ns=1000 * MS),
+        SpeechStopped(t_ns=3150 * MS, sample=72_000, sample_rate_hz=24_000, speech_end_sample=69_600,
+                      speech_end_t_ns=2900 * MS, sample_t_ns=3000 * MS),
+        sent(3152, "input_audio_buffer.commit"),
+        received(3160, "response.created", response={"id": "r1"}),
+        received(3400, "response.output_audio.delta", response_id="r1", item_id="i1", delta=None),
+        Playout(t_ns=3480 * MS, stream="output", sample=0, sample_rate_hz=24_000, state="started"),
+        received(3900, "response.done", response={"id": "r1", "status": "completed"}),
+    ]
+    turn = compute_turns(reversed(events))[0]  # order of arrival does not matter
+    assert (turn.user_speech_start_ms, turn.user_speech_end_ms, turn.vad_end_detected_ms) == (1000, 2900, 3150)
+    assert (turn.commit_sent_ms, turn.response_created_ms, turn.first_audio_received_ms) == (3152, 3160, 3400)
+    assert (turn.first_audio_played_ms, turn.response_done_ms, turn.status) == (3480, 3900, "completed")
+    assert turn.voice_to_voice_ms == 580 and turn.end_of_turn_delay_ms == 250 and turn.server_first_audio_ms == 248
+    assert turn.response_id == "r1" and not turn.interrupted
+
+
+def test_server_vad_without_local_vad_uses_the_server_timeline_and_beta_names():
+    events = [
+        Marker(t_ns=10 * MS, name="stream_start", data={"stream": "input", "start_sample": 0, "sample_rate_hz": 24_000}),
+        received(20, "session.updated", session={"type": "realtime", "audio": {"input": {"turn_detection": {
+            "type": "server_vad", "silence_duration_ms": 400}}}}),
+        received(2500, "input_audio_buffer.speech_stopped", audio_end_ms=2400, item_id="u1"),
+        received(2510, "response.created", response={"id": "r1"}),
+        ProtocolEvent(t_ns=2700 * MS, direction="received", type="response.audio.delta",
+                      event=ev.event_class("response.output_audio.delta", "server")(response_id="r1", delta=None)),
+        received(2900, "response.done", response={"id": "r1", "status": "completed"}),
+    ]
+    turn = compute_turns(events)[0]
+    assert turn.server_speech_stopped_ms == 2500 and turn.user_speech_end_ms == 10 + 2400 - 400
+    assert turn.server_first_audio_ms == 200 and turn.first_audio_played_ms is None and turn.voice_to_voice_ms is None
+
+
+def test_barge_in_marks_the_turn_and_measures_the_reaction():
+    events = [
+        SpeechStopped(t_ns=1100 * MS, sample=0, sample_rate_hz=24_000, speech_end_t_ns=1000 * MS),
+        received(1110, "response.created", response={"id": "r1"}),
+        received(1300, "response.output_audio.delta", response_id="r1", delta=None),
+        Playout(t_ns=1360 * MS, stream="output", sample=0, sample_rate_hz=24_000, state="started"),
+        SpeechStarted(t_ns=2300 * MS, sample=0, sample_rate_hz=24_000, sample_t_ns=2000 * MS),
+        Playout(t_ns=2310 * MS, stream="output", sample=1, sample_rate_hz=24_000, state="flushed"),
+        received(2330, "response.done", response={"id": "r1", "status": "cancelled"}),
+    ]
+    turn = compute_turns(events)[0]
+    assert turn.interrupted and turn.interruption_reaction_ms == 310 and turn.status == "cancelled"
+
+
+def test_missing_events_leave_gaps_not_errors():
+    turns = compute_turns([received(5, "response.done", response={"id": "zz"}),
+                           received(1, "response.created", response={"id": "r0"})])
+    assert len(turns) == 1 and turns[0].response_created_ms == 1 and turns[0].voice_to_voice_ms is None
+    assert "turn" in turns.to_text() and turns.to_csv().startswith("turn,")
+    assert compute_turns([]) == []
+
+
+def test_user_speech_end_from_the_vad_matches_the_labels(tmp_path):
+    truth = read_segments(DATA / "two_turns.segments.csv")
+    graph = sources.File(DATA / "two_turns.wav", pace="realtime") | filters.Resample(24_000) | filters.VAD("silero") | sinks.Null()
+    session = vkit.run(graph, clock="virtual")
+    turns = compute_turns(session.events)
+    assert len(turns) == len(truth)
+    window_ms = 32 + 100  # one Silero window plus min_silence_ms: the VAD's end-of-turn decision window
+    for turn, (_, end_ms) in zip(turns, truth, strict=True):
+        assert abs(turn.user_speech_end_ms - end_ms) <= window_ms
+        assert 100 <= turn.end_of_turn_delay_ms <= 100 + 2 * 32 + 30
+    labelled = vkit.run(graph, clock="virtual", ground_truth=DATA / "two_turns.segments.csv").turns
+    assert [t.user_speech_end_ms for t in labelled] == pytest.approx([end for _, end in truth], abs=0.5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _turn_input(num_turns: int, period_s: float) -> np.ndarray:
+    audio, rate = sf.read(DATA / "two_turns.wav", dtype="float32")
+    audio = soxr.resample(audio, rate, 24_000).astype(np.float32)
+    start, _ = read_segments(DATA / "two_turns.segments.csv")[1]
+    speech = audio[int(start * 24) : int(start * 24) + 12_000]  # 0.5 s of speech
+    turn = np.concatenate([speech, np.zeros(int(24_000 * period_s) - speech.size, np.float32)])
+    return np.concatenate([np.zeros(12_000, np.float32), np.tile(turn, num_turns)])
+
+
+@pytest.mark.timeout(180)
+def test_measured_server_latency_equals_the_injected_delay_plus_processing():
+    delays_ms = [0, 150, 400, 800]
+    ports = [_free_port() for _ in delays_ms]
+    servers = [subprocess.Popen([sys.executable, "-m", "vkit", "serve", "--port", str(port), "--response-delay-ms",
+                                 str(delay), "--output-pace", "0"], stderr=subprocess.DEVNULL)
+               for port, delay in zip(ports, delays_ms, strict=True)]
+    try:
+        for port in ports:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        async def one(port: int, delay_ms: int) -> vkit.Session:
+            # each turn: 0.5 s of speech, then silence long enough for the answer to finish before the next
+            audio = _turn_input(num_turns=22, period_s=1.3 + delay_ms / 1000)
+            stage = Realtime(f"ws://127.0.0.1:{port}/v1/realtime", vad={"silence_duration_ms": 300})
+            return await vkit.arun(sources.Array(audio, 24_000, pace="realtime") | stage | sinks.Null())
+
+        async def all_of_them() -> list[vkit.Session]:
+            return await asyncio.gather(*(one(port, delay) for port, delay in zip(ports, delays_ms, strict=True)))
+
+        sessions = asyncio.run(all_of_them())
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+    for delay, session in zip(delays_ms, sessions, strict=True):
+        done = [e.event.response for e in session.events_of(ProtocolEvent)
+                if e.type == "response.done" and e.direction == "received"]
+        truth = {r["id"]: float(r["metadata"]["vkit_first_audio_after_trigger_ms"]) for r in done
+                 if r["metadata"]["vkit_first_audio_after_trigger_ms"]}
+        errors, processing = [], []
+        for turn in session.turns:
+            if turn.server_first_audio_ms is None or turn.response_id not in truth:
+                continue
+            errors.append(abs(turn.server_first_audio_ms - truth[turn.response_id]))
+            processing.append(truth[turn.response_id] - delay)
+        assert len(errors) >= 20, (delay, len(errors))
+        assert np.percentile(errors, 95) <= 3.0, (delay, sorted(errors)[-5:])
+        assert 0 <= min(processing) and np.median(processing) < 20, (delay, processing)
