@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -195,31 +195,25 @@ class _Session:
 
     async def run(self) -> None:
         await self._connect()
+        writer = asyncio.current_task()
+        assert writer is not None
         reader = asyncio.ensure_future(self._read_forever())
+        reader.add_done_callback(lambda task: writer.cancel() if _failed(task) else None)
         try:
-            await self._write(reader)
+            async for item in self.ctx:
+                await self._on_input(item)
+            await self._flush_audio()
+            await self._drain(reader)
+        except asyncio.CancelledError:
+            if _failed(reader):  # the connection failed: report that, not the cancellation it caused
+                raise reader.exception() from None  # type: ignore[misc]
+            raise
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             if self.websocket is not None:
                 await self.websocket.close()
             self.protocol.close()
-
-    async def _write(self, reader: asyncio.Task[None]) -> None:
-        inbox = asyncio.ensure_future(self.ctx.receive())
-        while True:
-            done, _ = await asyncio.wait({inbox, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                inbox.cancel()
-                reader.result()  # raises ConnectionLost and friends
-                return
-            item = inbox.result()
-            if item is None:
-                break
-            await self._on_input(item)
-            inbox = asyncio.ensure_future(self.ctx.receive())
-        await self._flush_audio()
-        await self._drain(reader)
 
     async def _drain(self, reader: asyncio.Task[None]) -> None:
         """The input ended: let the answer in progress finish arriving, then close."""
@@ -256,7 +250,7 @@ class _Session:
 
     async def send(self, event: ev.ClientEvent) -> None:
         if event.event_id is None:
-            event = type(event)(**{**_fields(event), "event_id": self.protocol.next_event_id()})
+            event = replace(event, event_id=self.protocol.next_event_id())
         for _ in range(self.stage.max_retries + 1):
             await self.connected.wait()
             text = self.protocol.send(event)
@@ -272,7 +266,7 @@ class _Session:
                     return
                 continue
             self.ctx.publish(ProtocolEvent(direction="sent", type=event.type, event=_without_audio(event),
-                                           t_ns=self.ctx.clock.now_ns()))
+                                           t_ns=self.ctx.clock.now_ns(), stage=self.ctx.name))
             return
 
     async def _on_input(self, item: Any) -> None:
@@ -311,7 +305,7 @@ class _Session:
             return
         audio = np.concatenate(self.pending)
         self.pending, self.num_pending = [], 0
-        await self.send(ev.CLIENT_EVENTS["input_audio_buffer.append"](audio=encode_audio(audio)))
+        await self.send(_APPEND(audio=encode_audio(audio), event_id=self.protocol.next_event_id()))
 
     # -- receiving ------------------------------------------------------------------------------------
 
@@ -319,7 +313,8 @@ class _Session:
         event = self.protocol.receive(message)
         now_ns = self.ctx.clock.now_ns()
         wire_type = event.wire_type if isinstance(event, ev.UnknownEvent) else event.type
-        self.ctx.publish(ProtocolEvent(direction="received", type=wire_type, event=_without_audio(event), t_ns=now_ns))
+        self.ctx.publish(ProtocolEvent(direction="received", type=wire_type, event=_without_audio(event), t_ns=now_ns,
+                                       stage=self.ctx.name))
         if isinstance(event, InvalidEvent):
             log.warning("ignored a malformed server event: %s", event.reason)
             return
@@ -384,27 +379,26 @@ class _Session:
                                                                         audio_end_ms=int(audio_end_ms)))
 
 
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
 def _close_code(exc: ConnectionClosed) -> int | None:
     return exc.rcvd.code if exc.rcvd is not None else None
 
 
-def _fields(event: ev.RealtimeEvent) -> dict[str, Any]:
-    from dataclasses import fields
-
-    return {f.name: getattr(event, f.name) for f in fields(event)}
-
-
 def _without_audio(event: ev.RealtimeEvent) -> ev.RealtimeEvent:
     """The event with its base64 audio replaced by a sample count, for the session record."""
-    name = {"input_audio_buffer.append": "audio", "response.output_audio.delta": "delta"}.get(event.type)
+    name = _AUDIO_FIELDS.get(event.type)
     value = getattr(event, name, None) if name else None
     if not isinstance(value, str):
         return event
     num_bytes = len(value) * 3 // 4 - value[-2:].count("=")
-    values = _fields(event)
-    values[name] = None
-    values["extra"] = {**event.extra, "num_samples": num_bytes // 2}
-    return type(event)(**values)
+    return replace(event, **{name: None}, extra={**event.extra, "num_samples": num_bytes // 2})
+
+
+_AUDIO_FIELDS = {"input_audio_buffer.append": "audio", "response.output_audio.delta": "delta"}
+_APPEND = ev.CLIENT_EVENTS["input_audio_buffer.append"]
 
 
 def _with_model(url: str, model: str) -> str:

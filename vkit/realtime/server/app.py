@@ -74,6 +74,9 @@ class LocalServer:
         await self.close()
 
     async def start(self) -> None:
+        from vkit.filters.vad.models import SileroModel
+
+        SileroModel._load()  # noqa: SLF001 - load the server VAD's model now, not inside the first session
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
                                    select_subprotocol=_select_subprotocol, max_size=self.max_message_bytes,
                                    compression=None, ping_interval=None)

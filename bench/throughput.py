@@ -1,0 +1,95 @@
+"""Offline throughput: File -> Resample(48k->16k) -> NoiseGate -> VAD(silero) -> Null over 10+ minutes
+of audio, through vkit's graph and through a bare loop calling the same libraries directly.
+
+    python bench/throughput.py [--minutes 10] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import soundfile as sf
+import soxr
+
+import vkit
+from vkit import filters, sinks, sources
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAME_MS = 20
+
+
+def make_input(minutes: float, directory: Path) -> Path:
+    """The labelled sample, at 48 kHz, repeated to ``minutes`` of audio."""
+    speech, rate = sf.read(ROOT / "data/two_turns.wav", dtype="float32")
+    speech = soxr.resample(speech, rate, 48_000)
+    repeats = math.ceil(minutes * 60 * 48_000 / speech.size)
+    path = directory / "long.wav"
+    sf.write(path, np.tile(speech, repeats), 48_000, subtype="PCM_16")
+    return path
+
+
+def graph_seconds(path: Path) -> float:
+    graph = (sources.File(path, frame_ms=FRAME_MS) | filters.Resample(16_000)
+             | filters.NoiseGate(threshold_dbfs=-50, attack_ms=2, hold_ms=60, release_ms=150)
+             | filters.VAD("silero", emit_scores=False) | sinks.Null())
+    started = time.perf_counter()
+    vkit.run(graph)
+    return time.perf_counter() - started
+
+
+def bare_seconds(path: Path) -> float:
+    """The same work without vkit's runtime: soxr stream, a gate core, Silero via onnxruntime."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    model = onnxruntime.InferenceSession(str(ROOT / "vkit/models/silero_vad.onnx"), options,
+                                         providers=["CPUExecutionProvider"])
+    state = np.zeros((2, 1, 128), np.float32)
+    context = np.zeros((1, 64), np.float32)
+    sr = np.array(16_000, np.int64)
+    resampler = soxr.ResampleStream(48_000, 16_000, 1, dtype="float32")
+    gate = filters.NoiseGate(threshold_dbfs=-50, attack_ms=2, hold_ms=60, release_ms=150)  # the gate core itself
+    pending = np.zeros(0, np.float32)
+    started = time.perf_counter()
+    for block in sf.blocks(str(path), blocksize=48 * FRAME_MS, dtype="float32"):
+        x = resampler.resample_chunk(block)
+        gated = gate.process(vkit.AudioFrame.mono(x, 16_000))
+        if gated is None:
+            continue
+        pending = np.concatenate([pending, gated.samples[0]])
+        while pending.size >= 512:
+            window = np.concatenate([context, pending[None, :512]], 1)
+            _, state = model.run(None, {"input": window, "state": state, "sr": sr})
+            context = window[:, -64:]
+            pending = pending[512:]
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    print(f"python {platform.python_version()}  vkit {vkit.__version__}  soxr {soxr.__version__}  "
+          f"onnxruntime {onnxruntime.__version__}  cores {os.cpu_count()}  audio {args.minutes:g} min at 48 kHz")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_input(args.minutes, Path(tmp))
+        audio_s = sf.info(str(path)).duration
+        bare = min(bare_seconds(path) for _ in range(args.repeats))
+        graph = min(graph_seconds(path) for _ in range(args.repeats))
+    print()
+    print(f"{'pipeline':34s}{'seconds':>10s}{'x real time':>14s}")
+    print(f"{'bare loop (soxr, gate, onnxruntime)':34s}{bare:10.2f}{audio_s / bare:14.0f}")
+    print(f"{'vkit graph':34s}{graph:10.2f}{audio_s / graph:14.0f}")
+    print(f"\nvkit reaches {bare / graph:.0%} of the bare loop's throughput (target >= 90%)")
+
+
+if __name__ == "__main__":
+    main()
