@@ -31,6 +31,7 @@ system-deps:
 	fi
 
 bench: setup
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/overhead.py
 	$(PY) bench/throughput.py
 	$(PY) bench/server_load.py
