@@ -10,6 +10,7 @@ from pathlib import Path
 
 import vkit
 from vkit import filters, sinks, sources
+from vkit.latency import stage_table
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SAMPLE = DATA_DIR / "two_turns.wav"
@@ -33,7 +34,8 @@ def build_graph(path: Path, *, responder: str, response_delay_ms: str, pace: str
         | filters.Resample(sample_rate_hz=24_000)
         | filters.NoiseGate(threshold_dbfs=-50, attack_ms=2, hold_ms=60, release_ms=150)
         | filters.VAD(model="silero", threshold=0.5)
-        | Realtime(turn_detection="manual", server={"responder": responder, "response_delay_ms": response_delay_ms})
+        | Realtime(turn_detection="manual", transcription="local" if responder == "cascade" else None,
+                   server={"responder": responder, "response_delay_ms": response_delay_ms})
         | sinks.VirtualSpeaker(prebuffer_ms=60)
     )
 
@@ -56,6 +58,20 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"vkit demo failed: {exc}", file=sys.stderr)
         return 1
     print(f"\n{len(session.turns)} turns in {time.monotonic() - started:.1f} s")
-    print(session.turns.to_text() if hasattr(session.turns, "to_text") else session.turns)
+    print(session.turns.to_text())
+    heard = _texts(session, "conversation.item.input_audio_transcription.completed", "transcript")
+    said = _texts(session, "response.output_audio_transcript.done", "transcript")
+    for index, (question, answer) in enumerate(zip(heard or [""] * len(said), said), 1):
+        print(f"turn {index}: heard {question!r} -> answered {answer!r}")
+    print("\nper stage (algorithmic latency, processing time per item):")
+    for row in stage_table(session.stages):
+        p50 = row["processing_p50_us"]
+        print(f"  {row['stage']:16s} {row['latency_ms'] or 0:7.1f} ms   "
+              f"{'-' if p50 is None else f'{p50:.0f} us'} p50 over {row['num_items']} items")
     print(f"\nrecording: {record}  (vkit inspect {record})")
     return 0
+
+
+def _texts(session: vkit.Session, wire_type: str, field: str) -> list[str]:
+    return [getattr(e.event, field, "") or "" for e in session.events_of(vkit.ProtocolEvent)
+            if e.direction == "received" and e.type == wire_type]

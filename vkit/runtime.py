@@ -691,7 +691,7 @@ class Handle:
         try:
             from vkit.widgets import LatencyInspector
 
-            return LatencyInspector(self.session)._repr_mimebundle_(include, exclude)
+            return LatencyInspector(self.session)._repr_mimebundle_(include=include, exclude=exclude)
         except ImportError:
             return {"text/plain": repr(self)}
 

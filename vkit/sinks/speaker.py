@@ -20,18 +20,21 @@ from vkit.stage import Pipe
 
 
 class _ModelTracker:
-    """Adapts a PlayoutModel to the session's PlayoutTracker protocol."""
+    """Adapts a PlayoutModel (and the sink's own hooks) to the session's PlayoutTracker protocol."""
 
-    def __init__(self, model: PlayoutModel, ctx: Any, stream: str) -> None:
+    def __init__(self, model: PlayoutModel, ctx: Any, stream: str, sink: VirtualSpeaker) -> None:
         self.model = model
         self._ctx = ctx
         self._stream = stream
+        self._sink = sink
 
     def played_sample(self, now_ns: int) -> int:
-        return self.model.played_sample(now_ns)
+        reported = self._sink.reported_position()
+        return reported if reported is not None else self.model.played_sample(now_ns)
 
     def flush(self) -> None:
         now_ns = self._ctx.clock.now_ns()
+        self._sink.on_flush()
         position = self.model.flush(now_ns)
         self._ctx.publish(Playout(stream=self._stream, sample=position, sample_rate_hz=self.model.sample_rate_hz,
                                   state="flushed", t_ns=now_ns))
@@ -55,7 +58,6 @@ class VirtualSpeaker(Pipe):
 
     async def run(self, ctx: Any) -> None:
         watcher: asyncio.Task[None] | None = None
-        tracker: _ModelTracker | None = None
         try:
             async for item in ctx:
                 if not isinstance(item, AudioFrame) or item.stream != self.stream:
@@ -63,8 +65,9 @@ class VirtualSpeaker(Pipe):
                 now_ns = ctx.clock.now_ns()
                 if self.model is None:
                     self.model = PlayoutModel(item.sample_rate_hz, self.prebuffer_ms)
-                    tracker = _ModelTracker(self.model, ctx, self.stream)
+                    tracker = _ModelTracker(self.model, ctx, self.stream, self)
                     ctx.session.playout[self.stream] = tracker
+                self.on_frame(item)
                 started_ns = self.model.add(item.start_sample, item.num_samples, now_ns)
                 if started_ns is not None:
                     if watcher is not None:
@@ -75,6 +78,16 @@ class VirtualSpeaker(Pipe):
         finally:
             if watcher is not None:
                 watcher.cancel()
+
+    def on_frame(self, frame: AudioFrame) -> None:
+        """Hook: a frame reached the device (a real player sends it on)."""
+
+    def on_flush(self) -> None:
+        """Hook: queued audio must be dropped (barge-in)."""
+
+    def reported_position(self) -> int | None:
+        """Hook: the stream position a real device reports as played, when it reports one."""
+        return None
 
     async def _announce(self, ctx: Any, started_ns: int) -> None:
         """Publish 'started' when sound starts and 'stopped' when the buffer runs dry."""

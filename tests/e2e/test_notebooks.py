@@ -1,0 +1,55 @@
+"""Every notebook runs top to bottom offline, in a real kernel; the kernel stays responsive during a run."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.manager import start_new_kernel
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A copy of notebooks/ beside data/, so runs write their sessions into a temporary folder."""
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    return tmp_path / "notebooks"
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path: Path, workdir: Path):
+    notebook = nbformat.read(workdir / path.name, as_version=4)
+    NotebookClient(notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    text = "".join(str(o.get("data", {}).get("text/plain", "")) + o.get("text", "")
+                   for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "Traceback" not in text and "sk-" not in text
+
+
+@pytest.mark.timeout(120)
+def test_the_kernel_answers_while_a_graph_runs(workdir: Path):
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(workdir))
+    try:
+        def run(code: str, timeout_s: float = 60) -> dict:
+            reply = client.execute_interactive(code, timeout=timeout_s)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            return reply
+
+        run("import vkit, time\nfrom vkit import sources, filters, sinks\n"
+            "h = (sources.File('../data/two_turns.wav', pace='realtime') | filters.VAD('silero') | sinks.Null()).start()")
+        started = time.monotonic()
+        run("x = sum(range(1000)); assert not h.done()")  # answered while the 14 s graph is still running
+        assert time.monotonic() - started < 10
+        run("s = h.wait(60); assert s.status == 'complete' and len(s.turns) == 3")
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -1,0 +1,125 @@
+"""Widgets without a browser: messages through the comm layer, live refresh, and the static plots."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+import vkit
+from vkit import filters, plots, sinks, sources
+from vkit.frames import AudioFrame, Playout
+from vkit.widgets import BrowserMic, GraphView, LatencyInspector, Player, VadTrace
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def capture(widget) -> list[tuple]:
+    sent: list[tuple] = []
+    widget.comm.send = lambda data=None, metadata=None, buffers=None: sent.append((data, buffers))
+    return sent
+
+
+def from_browser(widget, content: dict, buffers: list | None = None) -> None:
+    widget._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": buffers or []})
+
+
+def test_player_sends_pcm16_with_positions_and_takes_positions_back():
+    widget = Player()
+    sent = capture(widget)
+    widget.send_audio(AudioFrame.mono(np.array([0.5, -0.5, 0.0], np.float32), 24_000, start_sample=480))
+    widget.flush()
+    (first, buffers), (second, _) = sent
+    assert first["content"] == {"type": "pcm16", "start_sample": 480, "sample_rate_hz": 24_000}
+    assert np.frombuffer(bytes(buffers[0]), "<i2").tolist() == [16384, -16384, 0]
+    assert second["content"] == {"type": "flush"}
+    assert not widget.browser_is_playing
+    from_browser(widget, {"type": "played", "position": 1234, "buffered": 960, "underruns": 1, "state": "running"})
+    assert widget.played_position == 1234 and widget.num_underruns == 1 and widget.browser_is_playing
+
+
+def test_the_player_sink_models_playout_and_forwards_audio_and_flushes():
+    sink = sinks.Player(prebuffer_ms=80)
+    sent = capture(sink.widget)
+    session = vkit.run(sources.Tone(duration_ms=500, pace="realtime", stream="output") | sink, clock="virtual")
+    audio = [m for m, _ in sent if m["content"]["type"] == "pcm16"]
+    assert len(audio) == 25 and sink.widget.num_sent_samples == 12_000
+    states = [(p.state, p.t_ns) for p in session.events_of(Playout)]
+    assert states == [("started", 20_000_000 + 80_000_000), ("stopped", 20_000_000 + 80_000_000 + 500_000_000)]
+    tracker = session.playout["output"]
+    assert tracker.played_sample(20_000_000 + 80_000_000 + 100_000_000) == 2400
+    tracker.flush()
+    assert sent[-1][0]["content"] == {"type": "flush"}
+    from_browser(sink.widget, {"type": "played", "position": 777, "state": "running"})
+    assert tracker.played_sample(0) == 777  # a browser that reports positions wins over the model
+
+
+def test_the_inspector_shows_a_finished_session_and_follows_a_live_one():
+    graph = sources.File(DATA / "two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null()
+    finished = vkit.run(graph, clock="virtual")
+    inspector = LatencyInspector(finished)
+    assert len(inspector.turns) == 3 and inspector.status == "complete"
+    assert {"stage", "processing_p50_us"} <= set(inspector.stages[0])
+    assert not inspector.refresh()  # nothing changed: nothing is sent
+    assert "voice-to-voice" in repr(inspector)
+
+    handle = (sources.File(DATA / "two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null()).start()
+    live = LatencyInspector(handle, refresh_hz=20)
+    handle.wait(60)
+    deadline = time.monotonic() + 5
+    while live.status != "complete" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live.status == "complete" and len(live.turns) == 3
+
+
+def test_graph_view_counts_items_per_stage_and_vad_trace_draws():
+    graph = sources.File(DATA / "two_turns.wav") | filters.VAD("silero") | sinks.Null()
+    session = vkit.run(graph)
+    view = GraphView(graph, session)
+    assert view.svg.startswith("<svg") and view.counters["VAD"] == session.stages["VAD"]["num_items"] > 0
+    trace = VadTrace(session)
+    svg = trace._repr_svg_()
+    assert svg.count("<rect") == 3 and "<polyline" in svg and len(trace.points()) > 400
+
+
+def test_browser_mic_chunks_become_resampled_frames_in_a_graph():
+    mic = BrowserMic(sample_rate_hz=24_000)
+    memory = sinks.Memory()
+    handle = (mic | memory).start()
+    deadline = time.monotonic() + 5
+    while mic._deliver is None and time.monotonic() < deadline:  # noqa: SLF001 - wait for the source to start
+        time.sleep(0.01)
+    chunk = (np.sin(np.arange(4800) / 8) * 10_000).astype("<i2").tobytes()  # 100 ms at 48 kHz
+    for _ in range(5):
+        from_browser(mic.widget, {"type": "mic", "sample_rate_hz": 48_000}, [memoryview(chunk)])
+    time.sleep(0.3)
+    handle.stop()
+    audio = memory.audio("input")
+    assert mic.num_chunks == 5 and 10_000 <= audio.shape[1] <= 12_000
+    assert memory.frames["input"][0].sample_rate_hz == 24_000
+
+
+def test_static_plots_render(tmp_path):
+    session = vkit.run(sources.File(DATA / "two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null(),
+                       clock="virtual")
+    turns = session.turns
+    for turn in turns:  # give the waterfall a server side to draw
+        turn.first_audio_received_ms = turn.vad_end_detected_ms + 200
+        turn.first_audio_played_ms = turn.vad_end_detected_ms + 260
+        turn.finish()
+    ax = plots.waterfall(turns)
+    assert len(ax.patches) == 9 and ax.get_yticklabels()[0].get_text() == "turn 1"
+    ax.figure.savefig(tmp_path / "waterfall.png")
+    ax = plots.vad_trace(session)
+    ax.figure.savefig(tmp_path / "trace.png")
+    ax = plots.latency_distribution({"a": turns, "b": turns.rows()})
+    assert len(ax.get_lines()) == 2
+    table = plots.compare({"a": turns, "b": turns})
+    assert table.loc["voice_to_voice_ms", ("median_ms", "a")] == pytest.approx(np.median([t.voice_to_voice_ms for t in turns]))
+    assert all((tmp_path / name).stat().st_size > 5000 for name in ("waterfall.png", "trace.png"))

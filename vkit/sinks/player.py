@@ -1,0 +1,39 @@
+"""``sinks.Player``: playback in the notebook through the Player widget, with real playout positions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vkit.frames import AudioFrame
+from vkit.sinks.speaker import VirtualSpeaker
+
+
+class Player(VirtualSpeaker):
+    """Play ``stream`` in the browser. While a view reports positions, barge-in truncation uses what the
+    browser really played; without one (headless runs, tests) a modelled device with the same
+    ``prebuffer_ms`` stands in, so latency figures stay meaningful."""
+
+    def __init__(self, widget: Any = None, *, stream: str = "output", prebuffer_ms: float = 80.0) -> None:
+        super().__init__(stream=stream, prebuffer_ms=prebuffer_ms)
+        if widget is None:
+            from vkit.widgets import Player as PlayerWidget
+
+            widget = PlayerWidget(prebuffer_ms=prebuffer_ms)
+        self.widget = widget
+
+    def on_frame(self, frame: AudioFrame) -> None:
+        if self.widget.sample_rate_hz != frame.sample_rate_hz:
+            self.widget.sample_rate_hz = frame.sample_rate_hz
+        self.widget.send_audio(frame)
+
+    def on_flush(self) -> None:
+        self.widget.flush()
+
+    def reported_position(self) -> int | None:
+        return self.widget.played_position if self.widget.browser_is_playing else None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        return self.widget._repr_mimebundle_(include=include, exclude=exclude)
+
+    def describe(self) -> dict[str, Any]:
+        return {"stream": self.stream, "prebuffer_ms": self.prebuffer_ms}

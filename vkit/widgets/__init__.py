@@ -1,0 +1,10 @@
+"""Notebook widgets (anywidget): the audio player, the latency inspector, the graph view, the VAD trace,
+and the browser microphone. Outside a notebook they print as text."""
+
+from vkit.widgets.graph_view import GraphView
+from vkit.widgets.inspector import LatencyInspector
+from vkit.widgets.mic import BrowserMic
+from vkit.widgets.player import Player
+from vkit.widgets.vad_trace import VadTrace
+
+__all__ = ["Player", "LatencyInspector", "GraphView", "VadTrace", "BrowserMic"]

@@ -1,0 +1,66 @@
+"""The notebook audio player widget (anywidget): PCM16 over binary comm messages into an AudioWorklet."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from vkit.frames import AudioFrame
+
+
+class Player(anywidget.AnyWidget):
+    """Streams audio to the browser through a jitter buffer; reports back what was played.
+
+    ``played_position`` is the stream position the browser reports as played (updated a few times a
+    second while a view is open); ``reported_at`` is when (``time.monotonic()``), or 0 if never.
+    """
+
+    _esm = Path(__file__).with_name("player.js")
+    sample_rate_hz = traitlets.Int(24_000).tag(sync=True)
+    prebuffer_ms = traitlets.Float(80.0).tag(sync=True)
+    autostart = traitlets.Bool(True).tag(sync=True)
+
+    def __init__(self, *, sample_rate_hz: int = 24_000, prebuffer_ms: float = 80.0, autostart: bool = True) -> None:
+        super().__init__(sample_rate_hz=sample_rate_hz, prebuffer_ms=prebuffer_ms, autostart=autostart)
+        self.played_position = 0
+        self.buffered_samples = 0
+        self.num_underruns = 0
+        self.context_state = "off"
+        self.reported_at = 0.0
+        self.num_sent_samples = 0
+        self.on_msg(self._on_browser_message)
+
+    def send_audio(self, frame: AudioFrame) -> None:
+        """Queue one frame for playback (safe to call from the engine thread)."""
+        mono = frame.samples.mean(axis=0) if frame.num_channels > 1 else frame.samples[0]
+        pcm = np.rint(np.clip(mono, -1.0, 32767 / 32768) * 32768).astype("<i2")
+        self.send({"type": "pcm16", "start_sample": frame.start_sample, "sample_rate_hz": frame.sample_rate_hz},
+                  buffers=[pcm.tobytes()])
+        self.num_sent_samples += pcm.size
+
+    def flush(self) -> None:
+        """Drop everything queued in the browser (barge-in)."""
+        self.send({"type": "flush"})
+
+    def _on_browser_message(self, widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
+        if content.get("type") != "played":
+            return
+        self.played_position = int(content.get("position", 0))
+        self.buffered_samples = int(content.get("buffered", 0))
+        self.num_underruns = int(content.get("underruns", 0))
+        self.context_state = str(content.get("state", "unknown"))
+        self.reported_at = time.monotonic()
+
+    @property
+    def browser_is_playing(self) -> bool:
+        """A view has reported a running AudioContext within the last second."""
+        return self.context_state == "running" and time.monotonic() - self.reported_at < 1.0
+
+    def __repr__(self) -> str:
+        return (f"Player(sample_rate_hz={self.sample_rate_hz}, sent={self.num_sent_samples}, "
+                f"played={self.played_position}, underruns={self.num_underruns})")
