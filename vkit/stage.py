@@ -7,6 +7,7 @@ async stage with no upstream and a ``format``. Everything else (``accepts``, ``f
 
 from __future__ import annotations
 
+import html
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,7 +35,15 @@ class StreamFormat:
 
 
 class Pipe:
-    """Mixin giving a stage the ``|`` operator, so ``a | b`` builds a chain."""
+    """Mixin giving a stage the ``|`` operator (``a | b`` builds a chain) and a notebook rendering."""
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(repr(v))}</td></tr>"
+                       for k, v in describe_stage(self).items())
+        latency = getattr(self, "latency_ms", None)
+        if isinstance(latency, (int, float)):
+            rows += f"<tr><td><i>latency_ms</i></td><td>{latency:.2f}</td></tr>"
+        return f"<div><b>{html.escape(type(self).__name__)}</b><table>{rows}</table></div>"
 
     def __or__(self, other: object) -> Any:
         from vkit.graph import Chain

@@ -17,8 +17,8 @@ class Array(PacedSource):
     """Stream a numpy array: 1-D (mono) or 2-D ``(num_channels, num_samples)``."""
 
     def __init__(self, samples: np.ndarray, sample_rate_hz: int, *, frame_ms: float = 20.0, pace: Pace = "fast",
-                 stream: str = "input") -> None:
-        super().__init__(frame_ms=frame_ms, pace=pace, stream=stream)
+                 stream: str = "input", progress: bool | None = None) -> None:
+        super().__init__(frame_ms=frame_ms, pace=pace, stream=stream, progress=progress)
         array = np.asarray(samples)
         if array.ndim == 1:
             array = array[None, :]
@@ -45,6 +45,9 @@ class Array(PacedSource):
     def _blocks(self, num_samples: int) -> Iterator[np.ndarray]:
         for start in range(0, self.samples.shape[1], num_samples):
             yield self.samples[:, start : start + num_samples]
+
+    def total_samples(self) -> int:
+        return self.samples.shape[1]
 
     def describe(self) -> dict[str, object]:
         return {"sample_rate_hz": self.sample_rate_hz, "num_channels": self.samples.shape[0],

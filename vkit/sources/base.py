@@ -28,7 +28,8 @@ class PacedSource(Pipe):
 
     format: StreamFormat
 
-    def __init__(self, *, frame_ms: float = 20.0, pace: Pace = "fast", stream: str = "input") -> None:
+    def __init__(self, *, frame_ms: float = 20.0, pace: Pace = "fast", stream: str = "input",
+                 progress: bool | None = None) -> None:
         if pace not in ("realtime", "fast"):
             raise ConfigError(f"pace must be 'realtime' or 'fast' {got(pace)}")
         if not 0 < frame_ms <= 10_000:
@@ -36,6 +37,7 @@ class PacedSource(Pipe):
         self.frame_ms = frame_ms
         self.pace = pace
         self.stream = stream
+        self.progress = progress
 
     def _blocks(self, num_samples: int) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -47,7 +49,10 @@ class PacedSource(Pipe):
         clock = ctx.clock
         origin_ns = clock.now_ns()
         position = 0
+        bar = self._progress_bar(rate)
         for count, block in enumerate(self._blocks(frame_samples)):
+            if bar is not None:
+                bar.update(block.shape[1] / rate)
             if self.pace == "realtime":
                 t_ns = origin_ns + position * 1_000_000_000 // rate
                 await clock.sleep_until(origin_ns + (position + block.shape[1]) * 1_000_000_000 // rate)
@@ -58,6 +63,28 @@ class PacedSource(Pipe):
             frame = AudioFrame(samples=block, sample_rate_hz=rate, start_sample=position, stream=self.stream, t_ns=t_ns)
             await ctx.emit(frame)
             position += block.shape[1]
+        if bar is not None:
+            bar.close()
+
+    def total_samples(self) -> int | None:
+        """How many samples the source will produce, when known (for progress bars)."""
+        return None
+
+    def _progress_bar(self, rate: int) -> Any:
+        """A tqdm bar in seconds of audio, for offline runs at fast pacing (a widget in notebooks).
+
+        Shown when ``progress=True``, or by default for fast runs over more than 30 s of audio; tqdm itself
+        stays quiet when its output is not a terminal."""
+        total = self.total_samples()
+        wanted = self.progress if self.progress is not None else (
+            self.pace == "fast" and total is not None and total > 30 * rate)
+        if not wanted:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=None if total is None else round(total / rate, 2), unit="s", unit_scale=False,
+                    desc=f"{type(self).__name__} {self.stream}", leave=False, disable=None,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
 
     @property
     def latency_ms(self) -> float:

@@ -16,8 +16,9 @@ from vkit.stage import StreamFormat
 class File(PacedSource):
     """Stream an audio file of any sample rate and channel count as float32 frames."""
 
-    def __init__(self, path: str | Path, *, frame_ms: float = 20.0, pace: Pace = "fast", stream: str = "input") -> None:
-        super().__init__(frame_ms=frame_ms, pace=pace, stream=stream)
+    def __init__(self, path: str | Path, *, frame_ms: float = 20.0, pace: Pace = "fast", stream: str = "input",
+                 progress: bool | None = None) -> None:
+        super().__init__(frame_ms=frame_ms, pace=pace, stream=stream, progress=progress)
         self.path = str(path)
         file_path = Path(path)
         if not file_path.exists():
@@ -32,6 +33,9 @@ class File(PacedSource):
             raise AudioInputError(f"audio file holds no samples {got(self.path)}")
         self.format = StreamFormat(info.samplerate, info.channels)
         self.num_samples = info.frames
+
+    def total_samples(self) -> int:
+        return self.num_samples
 
     @property
     def duration_ms(self) -> float:

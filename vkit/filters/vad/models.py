@@ -52,16 +52,19 @@ class SileroModel:
 
     def reset(self) -> None:
         self._state = np.zeros((2, 1, 128), np.float32)
-        self._context: np.ndarray | None = None
+        self._input: np.ndarray | None = None  # context + window, reused between calls
+        self._rate = np.array(16_000, np.int64)
 
     def score(self, window: np.ndarray, sample_rate_hz: int) -> float:
         context_size = 64 if sample_rate_hz == 16_000 else 32
-        if self._context is None:
-            self._context = np.zeros((1, context_size), np.float32)
-        x = np.concatenate([self._context, window.reshape(1, -1).astype(np.float32)], 1)
-        out, self._state = self.session.run(None, {"input": x, "state": self._state,
-                                                   "sr": np.array(sample_rate_hz, np.int64)})
-        self._context = x[:, -context_size:]
+        x = self._input
+        if x is None or x.shape[1] != context_size + window.size:
+            x = self._input = np.zeros((1, context_size + window.size), np.float32)
+            self._rate = np.array(sample_rate_hz, np.int64)
+        else:
+            x[0, :context_size] = x[0, -context_size:]  # the last samples become the next context
+        x[0, context_size:] = window
+        out, self._state = self.session.run(None, {"input": x, "state": self._state, "sr": self._rate})
         return float(out[0, 0])
 
 
