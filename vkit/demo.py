@@ -61,7 +61,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(session.turns.to_text())
     heard = _texts(session, "conversation.item.input_audio_transcription.completed", "transcript")
     said = _texts(session, "response.output_audio_transcript.done", "transcript")
-    for index, (question, answer) in enumerate(zip(heard or [""] * len(said), said), 1):
+    for index, (question, answer) in enumerate(zip(heard or [""] * len(said), said, strict=False), 1):
         print(f"turn {index}: heard {question!r} -> answered {answer!r}")
     print("\nper stage (algorithmic latency, processing time per item):")
     for row in stage_table(session.stages):

@@ -8,12 +8,8 @@ from pathlib import Path
 from typing import Any, get_args
 
 import numpy as np
-import pytest
-import soundfile as sf
-import soxr
 from websockets.asyncio.client import connect
 
-from vkit.evaluation import read_segments
 from vkit.realtime.codec import encode_audio
 
 DATA = Path(__file__).resolve().parents[2] / "data"

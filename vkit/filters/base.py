@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -17,17 +16,20 @@ class Filter(Pipe):
 
     def __call__(self, samples: np.ndarray | AudioFrame, sample_rate_hz: int | None = None) -> np.ndarray:
         """Process a whole signal outside a graph (1-D or ``(num_channels, num_samples)``) and flush."""
-        if isinstance(samples, AudioFrame):
-            frame = samples
-        else:
-            if sample_rate_hz is None:
-                raise AudioInputError(f"{type(self).__name__}(array) needs sample_rate_hz= {got(None)}")
-            array = np.asarray(samples, np.float32)
-            frame = AudioFrame(samples=array.reshape(1, -1) if array.ndim == 1 else array, sample_rate_hz=sample_rate_hz)
-        self.reset()
+        frame = self._whole_signal(samples, sample_rate_hz)
         out = [f for f in [*as_items(self.process(frame)), *as_items(self.flush())] if isinstance(f, AudioFrame)]
         joined = np.concatenate([f.samples for f in out], 1) if out else np.zeros((frame.num_channels, 0), np.float32)
         return joined[0] if not isinstance(samples, AudioFrame) and np.ndim(samples) == 1 else joined
+
+    def _whole_signal(self, samples: np.ndarray | AudioFrame, sample_rate_hz: int | None) -> AudioFrame:
+        """Reset, and wrap an array call's input as one frame."""
+        self.reset()
+        if isinstance(samples, AudioFrame):
+            return samples
+        if sample_rate_hz is None:
+            raise AudioInputError(f"{type(self).__name__}(array) needs sample_rate_hz= {got(None)}")
+        array = np.asarray(samples, np.float32)
+        return AudioFrame(samples=array.reshape(1, -1) if array.ndim == 1 else array, sample_rate_hz=sample_rate_hz)
 
     def flush(self) -> list[Item]:
         return []

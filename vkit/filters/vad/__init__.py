@@ -207,15 +207,7 @@ class VAD(Filter):
 
     def __call__(self, samples: np.ndarray | AudioFrame, sample_rate_hz: int | None = None) -> list[tuple[float, float]]:  # type: ignore[override]
         """Speech segments ``(start_ms, end_ms)`` of a whole signal, outside a graph."""
-        if isinstance(samples, AudioFrame):
-            frame = samples
-        else:
-            if sample_rate_hz is None:
-                raise ConfigError(f"VAD(array) needs sample_rate_hz= {got(None)}")
-            array = np.asarray(samples, np.float32)
-            frame = AudioFrame(samples=array.reshape(1, -1) if array.ndim == 1 else array, sample_rate_hz=sample_rate_hz)
-        self.reset()
-        out = self.process(frame)
+        out = self.process(self._whole_signal(samples, sample_rate_hz))
         events = [e for e in (out if isinstance(out, list) else []) if isinstance(e, (SpeechStarted, SpeechStopped))]
         events += [e for e in self.flush() if isinstance(e, SpeechStopped)]
         segments, start = [], None

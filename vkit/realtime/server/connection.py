@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from websockets.exceptions import ConnectionClosed
 
 from vkit.frames import AudioFrame, SpeechStarted, SpeechStopped
 from vkit.realtime import events as ev
@@ -86,6 +87,7 @@ class Connection:
         self._speech_start_ms = 0
         self._audio_started = False
         self._send_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- the connection's life ------------------------------------------------------------------------
 
@@ -100,6 +102,8 @@ class Connection:
                 await self.handle(message)
         finally:
             expiry.cancel()
+            for task in self._background:
+                task.cancel()
             if self.response is not None:
                 self.response.task.cancel()
 
@@ -226,7 +230,9 @@ class Connection:
         await self.send("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)
         await self._item_added(item, previous)
         if (self.session["audio"]["input"].get("transcription")) is not None:
-            asyncio.ensure_future(self._transcribe(item_id, audio))
+            task = asyncio.ensure_future(self._transcribe(item_id, audio))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return audio
 
     async def _item_added(self, item: dict[str, Any], previous: str | None) -> None:
@@ -240,9 +246,13 @@ class Connection:
         transcribe = getattr(self.server.responder, "transcribe", None)
         rate = AUDIO_FORMATS[input_format_name(self.session)][0]
         text = (await asyncio.get_running_loop().run_in_executor(None, transcribe, audio, rate)) if transcribe else ""
-        self.items[item_id].transcript = text
-        await self.send("conversation.item.input_audio_transcription.completed", item_id=item_id, content_index=0,
-                        transcript=text, usage={"type": "duration", "seconds": round(audio.size / rate, 3)})
+        if item_id in self.items:
+            self.items[item_id].transcript = text
+        try:
+            await self.send("conversation.item.input_audio_transcription.completed", item_id=item_id, content_index=0,
+                            transcript=text, usage={"type": "duration", "seconds": round(audio.size / rate, 3)})
+        except ConnectionClosed:
+            pass  # the client left before its transcript was ready
 
     async def _on_input_audio_buffer_commit(self, event: Any) -> None:
         rate = AUDIO_FORMATS[input_format_name(self.session)][0]
@@ -423,6 +433,8 @@ class Connection:
             if reason is None:
                 raise
             await self._finish(record, item, ids, "cancelled", reason, transcript_sent)
+        except ConnectionClosed:
+            record.status = "client_gone"  # the client left mid-answer; nothing is left to tell it
         finally:
             if self.response is not None and self.response.record is record:
                 self.response = None
