@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -43,7 +42,8 @@ def jupyterlab(tmp_path: Path):
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--ServerApp.root_dir={tmp_path}", "--IdentityProvider.token=", "--ServerApp.password=",
-         f"--LabApp.app_settings_dir={settings}", "--LabApp.extension_manager=readonly"],
+         f"--LabApp.app_settings_dir={settings}", "--LabApp.extension_manager=readonly",
+         "--LabApp.expose_app_in_browser=True"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -61,7 +61,37 @@ def jupyterlab(tmp_path: Path):
         log.close()
 
 
-@pytest.mark.timeout(240)
+NOTEBOOK_OPEN = "() => !!(window.jupyterapp && window.jupyterapp.shell.currentWidget?.sessionContext)"
+SESSION_READY = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    await panel.context.ready;
+    await panel.sessionContext.ready;
+}"""
+KERNEL_IDLE = """() => {
+    const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;
+    return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+}"""
+EXECUTION_STARTED = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+    .some(prompt => /\\[[*0-9]/.test(prompt.textContent))"""
+
+
+def _run_all_cells(page) -> None:
+    """Run every cell once the kernel is connected and idle. JupyterLab drops a run-all issued while
+    the kernel is still connecting, so check that execution started and retry once."""
+    page.wait_for_function(NOTEBOOK_OPEN, timeout=90_000)
+    page.evaluate(SESSION_READY)
+    for attempt in range(2):
+        page.wait_for_function(KERNEL_IDLE, timeout=90_000, polling=250)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        try:
+            page.wait_for_function(EXECUTION_STARTED, timeout=20_000)
+            return
+        except Exception:
+            if attempt == 1:
+                raise
+
+
+@pytest.mark.timeout(300)
 def test_quickstart_in_jupyterlab_plays_audio_and_shows_every_turn(jupyterlab: str):
     from playwright.sync_api import sync_playwright
 
@@ -71,9 +101,7 @@ def test_quickstart_in_jupyterlab_plays_audio_and_shows_every_turn(jupyterlab: s
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         try:
             page.goto(f"{jupyterlab}/lab/tree/notebooks/01_quickstart.ipynb?reset")
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+            _run_all_cells(page)
             player = page.locator("[data-testid='vkit-player']")
             player.wait_for(timeout=60_000)
             page.wait_for_function(
@@ -88,6 +116,9 @@ def test_quickstart_in_jupyterlab_plays_audio_and_shows_every_turn(jupyterlab: s
             page.locator("[data-testid='vkit-inspector']").first.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "quickstart.png"))
             player.screenshot(path=str(ARTIFACTS / "player.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "failure.png"))
+            raise
         finally:
             browser.close()
     assert received > 48_000 and 0 < played <= received + 24_000 * 60

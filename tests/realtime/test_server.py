@@ -212,3 +212,33 @@ def test_wrong_paths_are_not_found_and_the_server_binds_loopback():
             return info.value.response.status_code
 
     assert run(main()) == 404
+
+
+def test_transcripts_message_size_limit_and_the_cascade_responder(speech_24k):
+    audio, truth = speech_24k
+
+    async def main():
+        async with LocalServer(output_pace=0, responder="cascade", max_message_bytes=200_000) as server:
+            async with RawClient(server.url) as client:
+                await client.send(type="session.update", session={"type": "realtime", "audio": {"input": {
+                    "turn_detection": None, "transcription": {"model": "local"}}}})
+                start, end = truth[1]
+                await client.append(audio[int(start * 24) - 2400 : int(end * 24) + 2400])
+                await client.send(type="input_audio_buffer.commit")
+                await client.send(type="response.create")
+                await client.wait_for("response.done", timeout_s=60)
+                await client.wait_for("conversation.item.input_audio_transcription.completed", timeout_s=30)
+                events = client.events
+            async with RawClient(server.url) as big:
+                await big.send_raw('{"type":"input_audio_buffer.append","audio":"' + "A" * 300_000 + '"}')
+                await asyncio.sleep(0.5)
+                return events, big.ws.close_code
+
+    events, close_code = run(main())
+    heard = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed")
+    assert "table" in heard["transcript"]
+    said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
+    assert said["transcript"] == "Your table is booked."
+    assert sum(len(e["delta"]) for e in events if e["type"] == "response.output_audio.delta") > 24_000
+    assert close_code == 1009  # message too big: closed by the server, which keeps running
+    validate_with_sdk(events, "ga")

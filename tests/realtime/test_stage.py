@@ -122,3 +122,24 @@ def test_an_unreachable_endpoint_fails_clearly():
     with pytest.raises(StageError) as info:
         vkit.run(sources.Silence(duration_ms=100) | Realtime("ws://127.0.0.1:1/v1/realtime", open_timeout_s=2))
     assert isinstance(info.value.__cause__, ConnectionLost) and "cannot connect" in str(info.value)
+
+
+def test_input_at_another_rate_is_resampled_to_24khz_and_endpoints_are_built_right():
+    memory = sinks.Memory()
+    tone = sources.Tone(440, duration_ms=1000, sample_rate_hz=16_000)
+    session = vkit.run(tone | Realtime(turn_detection="manual", server={"output_pace": 0}) | memory)
+    appended = sum(e.event.extra["num_samples"] for e in sent(session, "input_audio_buffer.append"))
+    assert abs(appended - 24_000) <= 48  # one second at the wire rate, less the resampler's tail
+    from vkit.realtime.stage import _Session, _with_model
+
+    azure = "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=gpt-rt"
+    assert _with_model(azure, "gpt-realtime") == azure
+    assert _with_model("wss://api.openai.com/v1/realtime", "gpt-realtime").endswith("?model=gpt-realtime")
+    headers = _Session(Realtime(azure, api_key="k1"), None, azure)._headers()
+    assert headers == {"api-key": "k1"}
+    headers = _Session(Realtime("openai", api_key="k2", dialect="beta"), None, "wss://api.openai.com/v1/realtime")._headers()
+    assert headers == {"Authorization": "Bearer k2", "OpenAI-Beta": "realtime=v1"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("OPENAI_API_KEY", raising=False)
+        with pytest.raises(vkit.ConfigError, match="needs an API key"):
+            _Session(Realtime("openai"), None, "wss://api.openai.com/v1/realtime")._headers()

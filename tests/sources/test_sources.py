@@ -101,3 +101,10 @@ def test_microphone_on_a_headless_machine_fails_clearly():
 def test_bad_pace_is_refused():
     with pytest.raises(ConfigError, match=r"pace must be 'realtime' or 'fast' \(got 'slow'\)"):
         sources.Silence(pace="slow")
+
+
+def test_fast_offline_runs_can_show_a_progress_bar(capsys):
+    vkit.run(sources.Silence(duration_ms=2000, sample_rate_hz=8000, progress=True) | sinks.Null())
+    assert "s audio" in capsys.readouterr().err
+    vkit.run(sources.Silence(duration_ms=2000, sample_rate_hz=8000) | sinks.Null())  # short runs stay quiet
+    assert capsys.readouterr().err == ""

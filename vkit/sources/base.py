@@ -74,7 +74,7 @@ class PacedSource(Pipe):
         """A tqdm bar in seconds of audio, for offline runs at fast pacing (a widget in notebooks).
 
         Shown when ``progress=True``, or by default for fast runs over more than 30 s of audio; tqdm itself
-        stays quiet when its output is not a terminal."""
+        stays quiet on a non-terminal unless the bar was asked for explicitly."""
         total = self.total_samples()
         wanted = self.progress if self.progress is not None else (
             self.pace == "fast" and total is not None and total > 30 * rate)
@@ -82,8 +82,9 @@ class PacedSource(Pipe):
             return None
         from tqdm.auto import tqdm
 
+        quiet_off_terminal = None if self.progress is None else False
         return tqdm(total=None if total is None else round(total / rate, 2), unit="s", unit_scale=False,
-                    desc=f"{type(self).__name__} {self.stream}", leave=False, disable=None,
+                    desc=f"{type(self).__name__} {self.stream}", leave=False, disable=quiet_off_terminal,
                     bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
 
     @property
