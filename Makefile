@@ -5,13 +5,16 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := espeak-ng flite pocketsphinx-testdata sox libportaudio2 chromium
 
-.PHONY: demo test setup system-deps bench clean
+.PHONY: demo test lint setup system-deps bench clean
 
 demo: setup
 	$(VENV)/bin/vkit demo
 
 test: setup
 	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check vkit tests bench
 
 setup: system-deps $(VENV)/.installed
 

@@ -16,8 +16,8 @@ import soundfile as sf
 
 import vkit
 from vkit import sinks, sources
-from vkit.frames import AudioFrame, Marker, SpeechStarted
 from vkit.errors import StageError
+from vkit.frames import AudioFrame, Marker, SpeechStarted
 
 
 class Holds:

@@ -70,14 +70,15 @@ def waterfall(turns: Any, ax: Any = None, title: str = "Where each millisecond w
 
 def vad_trace(session: Any, ax: Any = None, threshold: float = 0.5, stream: str = "input") -> Any:
     """VAD probability over media time, with the threshold and the detected speech shaded."""
-    from vkit.widgets.vad_trace import VadTrace
+    from vkit.widgets.vad_trace import TraceData
 
-    trace = VadTrace(session, threshold=threshold, stream=stream)
-    points = np.array(trace.points() or [(0.0, 0.0)])
+    trace = TraceData(stream)
+    trace.add(list(getattr(session, "session", session).events))
+    points = np.array(trace.points or [(0.0, 0.0)])
     ax = _axes(ax, (10, 2.5))
     ax.plot(points[:, 0] / 1000, points[:, 1], color="#333", linewidth=0.8, label="probability")
     ax.axhline(threshold, color="#e45756", linewidth=0.8, label="threshold")
-    for start, end in trace.spans():
+    for start, end in trace.spans:
         ax.axvspan(start / 1000, end / 1000, color="#4c78a8", alpha=0.15)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("s")

@@ -1,4 +1,5 @@
-"""JupyterLab in Debian's chromium, driven by Playwright: the quickstart plays audio and shows every turn."""
+"""JupyterLab in Debian's chromium, driven by Playwright: the quickstart plays audio, shows every turn and
+the live VAD trace."""
 
 from __future__ import annotations
 
@@ -110,6 +111,8 @@ def test_quickstart_in_jupyterlab_plays_audio_and_shows_every_turn(jupyterlab: s
             page.wait_for_function(
                 "() => [...document.querySelectorAll(\"[data-testid='vkit-v2v']\")]"
                 ".filter(td => /^\\d/.test(td.textContent)).length === 3", timeout=90_000)
+            page.wait_for_function(  # the live VAD trace shaded all three user turns
+                "() => document.querySelectorAll(\"[data-testid='vkit-vad-trace'] rect\").length === 3", timeout=30_000)
             played = int(player.get_attribute("data-played"))
             received = int(player.get_attribute("data-received"))
             figures = page.locator("[data-testid='vkit-v2v']").all_inner_texts()

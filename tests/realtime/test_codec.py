@@ -10,8 +10,16 @@ import pytest
 
 from vkit.errors import RemoteProtocolError
 from vkit.realtime import events as ev
-from vkit.realtime.codec import (alaw_decode, alaw_encode, decode_audio, decode_event, encode_audio, encode_event,
-                                 ulaw_decode, ulaw_encode)
+from vkit.realtime.codec import (
+    alaw_decode,
+    alaw_encode,
+    decode_audio,
+    decode_event,
+    encode_audio,
+    encode_event,
+    ulaw_decode,
+    ulaw_encode,
+)
 
 
 def test_ga_audio_delta_decodes_to_a_typed_event():

@@ -6,14 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from realtime_helpers import validate_with_sdk
 
 from vkit.errors import LocalProtocolError
 from vkit.realtime import events as ev
 from vkit.realtime.codec import encode_audio
 from vkit.realtime.protocol import ClientProtocol, ClientState, InvalidEvent, ServerProtocol
 from vkit.realtime.session_config import default_session, from_beta, merge_session, to_beta, turn_detection
-
-from realtime_helpers import validate_with_sdk
 
 
 def test_client_state_follows_the_session_and_responses():

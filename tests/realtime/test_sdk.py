@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 from openai import AsyncOpenAI
-
 from realtime_helpers import validate_with_sdk
+
 from vkit.realtime.codec import encode_audio
 from vkit.realtime.server import LocalServer
 

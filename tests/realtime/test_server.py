@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from realtime_helpers import RawClient, validate_with_sdk
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from realtime_helpers import RawClient, validate_with_sdk
 from vkit.realtime.server import LocalServer
 
 pytestmark = pytest.mark.timeout(60)

@@ -84,8 +84,31 @@ def test_graph_view_counts_items_per_stage_and_vad_trace_draws():
     view = GraphView(graph, session)
     assert view.svg.startswith("<svg") and view.counters["VAD"] == session.stages["VAD"]["num_items"] > 0
     trace = VadTrace(session)
-    svg = trace._repr_svg_()
-    assert svg.count("<rect") == 3 and "<polyline" in svg and len(trace.points()) > 400
+    assert trace.svg.count("<rect") == 3 and "<polyline" in trace.svg and len(trace.points()) > 400
+    assert not trace.refresh()  # nothing new: nothing resent
+
+
+def test_vad_trace_follows_a_live_session_from_new_events_only():
+    handle = (sources.File(DATA / "two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null()).start()
+    trace = VadTrace(handle, refresh_hz=20)
+    sent = capture(trace)
+    handle.wait(60)
+    deadline = time.monotonic() + 5
+    while len(trace.spans()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    updates = [m["state"]["svg"] for m, _ in sent if "svg" in m.get("state", {})]
+    assert len(trace.spans()) == 3 and len(updates) >= 10  # redrawn many times while the audio played
+    assert updates[0].count("<rect") < 3 and updates[-1].count("<rect") == 3
+    scored = trace.points()
+    assert len(scored) == len(set(scored))  # each window read once, however often it refreshed
+
+
+def test_vad_trace_keeps_every_peak_of_a_long_session_within_two_points_per_pixel():
+    from vkit.widgets.vad_trace import _at_most_two_per_pixel
+
+    points = [(t * 32.0, 1.0 if t == 5001 else 0.1) for t in range(20_000)]
+    kept = _at_most_two_per_pixel(points, points[-1][0], 100)
+    assert len(kept) <= 200 and (5001 * 32.0, 1.0) in kept and kept == sorted(kept)
 
 
 def test_browser_mic_chunks_become_resampled_frames_in_a_graph():

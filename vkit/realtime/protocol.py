@@ -17,7 +17,13 @@ from typing import Any
 from vkit.errors import LocalProtocolError, RemoteProtocolError, got
 from vkit.realtime import events as ev
 from vkit.realtime.codec import AUDIO_FORMATS, Dialect, _MissingParameter, decode_event, encode_event
-from vkit.realtime.session_config import default_session, from_beta, input_format_name, merge_session, output_format_name
+from vkit.realtime.session_config import (
+    default_session,
+    from_beta,
+    input_format_name,
+    merge_session,
+    output_format_name,
+)
 
 __all__ = ["ClientProtocol", "ServerProtocol", "InvalidEvent", "ClientState", "OutputItem", "error_event"]
 

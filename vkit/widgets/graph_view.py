@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
+
+from vkit.widgets.follow import follow_session
 
 
 class GraphView(anywidget.AnyWidget):
@@ -21,22 +22,20 @@ class GraphView(anywidget.AnyWidget):
         super().__init__(svg=graph.svg())
         self.graph = graph
         self.session = getattr(session, "session", session)
-        self._stop = threading.Event()
+        self._stop = None
         if self.session is not None:
             self.refresh()
-            if self.session.status == "running":
-                threading.Thread(target=self._follow, args=(refresh_hz,), daemon=True, name="vkit-graph-view").start()
+            self._stop = follow_session(self.session, self.refresh, refresh_hz, "vkit-graph-view")
 
     def refresh(self) -> None:
         counts = {name: stats["num_items"] for name, stats in self.session.stages.items()}
         if counts != self.counters:
             self.counters = counts
 
-    def _follow(self, refresh_hz: float) -> None:
-        while not self._stop.wait(1.0 / refresh_hz):
-            self.refresh()
-            if self.session.status != "running":
-                return
+    def close(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        super().close()
 
     def __repr__(self) -> str:
         return self.graph.text()

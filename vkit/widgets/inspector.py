@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import anywidget
 import traitlets
 
 from vkit.latency import stage_table
+from vkit.widgets.follow import follow_session
 
 
 def _clean(value: Any) -> Any:
@@ -35,10 +35,8 @@ class LatencyInspector(anywidget.AnyWidget):
         super().__init__()
         self.session = getattr(session, "session", session)  # a Handle has .session
         self.refresh_hz = refresh_hz
-        self._stop = threading.Event()
         self.refresh()
-        if getattr(self.session, "status", "complete") == "running":
-            threading.Thread(target=self._follow, name="vkit-inspector", daemon=True).start()
+        self._stop = follow_session(self.session, self.refresh, refresh_hz, "vkit-inspector")
 
     def refresh(self) -> bool:
         """Pull the latest table; returns True when something changed and was sent."""
@@ -57,13 +55,6 @@ class LatencyInspector(anywidget.AnyWidget):
     def _stages_moved(self, rows: list[dict[str, Any]]) -> bool:
         old = {r["stage"]: r["num_items"] for r in self.stages}
         return any(old.get(r["stage"]) != r["num_items"] for r in rows)
-
-    def _follow(self) -> None:
-        while not self._stop.wait(1.0 / self.refresh_hz):
-            self.refresh()
-            if getattr(self.session, "status", "running") != "running":
-                self.refresh()
-                return
 
     def close(self) -> None:
         self._stop.set()

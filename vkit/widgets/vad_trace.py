@@ -1,50 +1,73 @@
-"""A VAD trace: speech probability over time, the thresholds, and the detected speech spans."""
+"""The VAD trace: speech probability over time, the thresholds, and the detected speech spans, live."""
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
+import anywidget
+import traitlets
+
 from vkit.frames import SpeechStarted, SpeechStopped, VadScore
+from vkit.widgets.follow import follow_session
 
 
-class VadTrace:
-    """Render a session's ``VadScore`` events as SVG (notebooks show it inline)."""
+class VadTrace(anywidget.AnyWidget):
+    """Draw a session's ``VadScore`` and speech events as SVG, following a running session.
+
+    Give it a live Session, a Handle (``graph.start()``) or a loaded recording. While the session runs,
+    only new events are read, and the drawing is resent at most ``refresh_hz`` times a second.
+    The VAD must run with ``emit_scores=True`` (its default) for the probability line to exist.
+    """
+
+    _esm = Path(__file__).with_name("vad_trace.js")
+    svg = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, session: Any, *, threshold: float = 0.5, negative_threshold: float | None = 0.35,
-                 stream: str = "input", width_px: int = 900, height_px: int = 160) -> None:
-        session = getattr(session, "session", session)
-        events = list(session.events)
-        if events and isinstance(events[0], dict):  # a loaded recording: rebuild the typed events
-            from vkit.recording.replay import events_from_records
-
-            events = events_from_records(events)
-        self.events = events
+                 stream: str = "input", width_px: int = 900, height_px: int = 160, refresh_hz: float = 4.0) -> None:
+        super().__init__()
+        self.session = getattr(session, "session", session)  # a Handle has .session
         self.threshold = threshold
         self.negative_threshold = negative_threshold
         self.stream = stream
         self.width_px = width_px
         self.height_px = height_px
+        self._trace = TraceData(stream)
+        self._num_seen = 0
+        self.refresh()
+        self._stop = follow_session(self.session, self.refresh, refresh_hz, "vkit-vad-trace")
 
     def points(self) -> list[tuple[float, float]]:
         """(time_ms, probability) for every scored window on the stream, in media time."""
-        return [(e.sample * 1000 / e.sample_rate_hz, e.probability) for e in self.events
-                if isinstance(e, VadScore) and e.stream == self.stream]
+        return list(self._trace.points)
 
     def spans(self) -> list[tuple[float, float]]:
-        spans, start = [], None
-        for event in self.events:
-            if isinstance(event, SpeechStarted) and event.stream == self.stream:
-                start = event.ms
-            elif isinstance(event, SpeechStopped) and event.stream == self.stream and start is not None:
-                spans.append((start, event.ms))
-                start = None
-        return spans
+        """(start_ms, stop_ms) of every finished speech segment on the stream."""
+        return list(self._trace.spans)
 
-    def _repr_svg_(self) -> str:
-        points = self.points()
+    def refresh(self) -> bool:
+        """Read the events that arrived since the last call; returns True when the drawing changed."""
+        new = self.session.events[self._num_seen :]
+        self._num_seen += len(new)
+        changed = self._trace.add(new)
+        if changed or not self.svg:
+            self.svg = self.to_svg()
+        return changed
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+
+    def to_svg(self) -> str:
+        """The trace as a standalone SVG document; an open speech segment is shaded up to the last score."""
+        points = self._trace.points
+        spans = list(self._trace.spans)
+        last_ms = points[-1][0] if points else 0.0
+        if self._trace.open_span_ms is not None:
+            spans.append((self._trace.open_span_ms, max(last_ms, self._trace.open_span_ms)))
         width, height, pad = self.width_px, self.height_px, 20
-        end_ms = max([t for t, _ in points] + [b for _, b in self.spans()] + [1.0])
+        end_ms = max(last_ms, max((b for _, b in spans), default=0.0), 1.0)
 
         def x(t_ms: float) -> float:
             return pad + (width - 2 * pad) * t_ms / end_ms
@@ -54,18 +77,66 @@ class VadTrace:
 
         parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="10" '
                  'font-family="sans-serif">']
-        for a, b in self.spans():
+        for a, b in spans:
             parts.append(f'<rect x="{x(a):.1f}" y="{pad}" width="{x(b) - x(a):.1f}" height="{height - 2 * pad}" '
                          'fill="#4c78a8" opacity="0.15"/>')
         for level, dash in ((self.threshold, ""), (self.negative_threshold, ' stroke-dasharray="4 3"')):
             if level is not None:
                 parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
                              f'stroke="#e45756"{dash}/>')
-        line = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in points)
+        line = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in _at_most_two_per_pixel(points, end_ms, width))
         parts.append(f'<polyline points="{line}" fill="none" stroke="#333" stroke-width="1"/>')
         parts.append(f'<text x="{pad}" y="12">{html.escape(self.stream)}: VAD probability, threshold '
                      f'{self.threshold}, speech shaded; {end_ms / 1000:.1f} s</text></svg>')
         return "".join(parts)
 
     def __repr__(self) -> str:
-        return f"VadTrace({len(self.points())} windows, {len(self.spans())} speech segments)"
+        return f"VadTrace({len(self._trace.points)} windows, {len(self._trace.spans)} speech segments)"
+
+
+class TraceData:
+    """The probability points and speech spans of one stream, accumulated from events as they come."""
+
+    def __init__(self, stream: str = "input") -> None:
+        self.stream = stream
+        self.points: list[tuple[float, float]] = []  # (media time ms, probability)
+        self.spans: list[tuple[float, float]] = []  # finished speech segments (start ms, stop ms)
+        self.open_span_ms: float | None = None  # start of a segment still under way
+
+    def add(self, events: list[Any]) -> bool:
+        """Take events (typed, or the dict records of a loaded recording); True when any was relevant."""
+        if events and isinstance(events[0], dict):
+            from vkit.recording.replay import events_from_records
+
+            events = events_from_records(events)
+        changed = False
+        for event in events:
+            if getattr(event, "stream", None) != self.stream:
+                continue
+            if isinstance(event, VadScore):
+                self.points.append((event.sample * 1000 / event.sample_rate_hz, event.probability))
+            elif isinstance(event, SpeechStarted):
+                self.open_span_ms = event.ms
+            elif isinstance(event, SpeechStopped) and self.open_span_ms is not None:
+                self.spans.append((self.open_span_ms, event.ms))
+                self.open_span_ms = None
+            else:
+                continue
+            changed = True
+        return changed
+
+
+def _at_most_two_per_pixel(points: list[tuple[float, float]], end_ms: float,
+                           width_px: int) -> list[tuple[float, float]]:
+    """Keep the lowest and highest probability in each pixel column, so long sessions draw fast and
+    no peak disappears."""
+    if len(points) <= 2 * width_px:
+        return points
+    columns: dict[int, list[tuple[float, float]]] = {}
+    for point in points:
+        column = columns.setdefault(int(point[0] / end_ms * width_px), [point, point])
+        if point[1] < column[0][1]:
+            column[0] = point
+        if point[1] > column[1][1]:
+            column[1] = point
+    return [p for low, high in columns.values() for p in sorted({low, high})]

@@ -14,8 +14,15 @@ from vkit.frames import AudioFrame, SpeechStarted, SpeechStopped
 from vkit.realtime import events as ev
 from vkit.realtime.codec import AUDIO_FORMATS, decode_audio, encode_audio
 from vkit.realtime.protocol import ClientEventError, ServerProtocol
-from vkit.realtime.session_config import (default_session, from_beta, input_format_name, merge_session,
-                                          output_format_name, to_beta, turn_detection)
+from vkit.realtime.session_config import (
+    default_session,
+    from_beta,
+    input_format_name,
+    merge_session,
+    output_format_name,
+    to_beta,
+    turn_detection,
+)
 
 if TYPE_CHECKING:
     from vkit.realtime.server.app import LocalServer
