@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from vkit.devices import buffer_offset_ns, import_sounddevice
 from vkit.frames import AudioFrame, Playout
 from vkit.playout import PlayoutModel
-from vkit.sources.microphone import import_sounddevice
 from vkit.stage import Pipe
 
 
@@ -104,13 +105,109 @@ class VirtualSpeaker(Pipe):
                                 sample_rate_hz=model.sample_rate_hz, state="stopped", t_ns=end_ns))
 
 
-class Speaker(Pipe):
-    """Play ``stream`` on a system output device (sounddevice; optional extra ``vkit[devices]``)."""
+class DevicePlayback:
+    """What a sound card's callback plays, and when it is heard, on the session clock.
 
-    def __init__(self, *, stream: str = "output", device: int | str | None = None, prebuffer_ms: float = 60.0) -> None:
+    ``write`` queues frames (any thread); ``render`` fills one device buffer (the audio thread), given
+    how far ahead of now its first sample reaches the DAC. Sound starts once the oldest queued audio
+    has waited ``prebuffer_ms`` (the jitter buffer, as in ``PlayoutModel``) and stops when the queue
+    runs dry inside a buffer; each start, stop and flush becomes a ``Playout`` event at its DAC time, handed to
+    ``publish``. Positions are stream sample positions, so truncation uses what was really heard.
+    """
+
+    def __init__(self, sample_rate_hz: int, num_channels: int, *, prebuffer_ms: float, now_ns: Callable[[], int],
+                 publish: Callable[[Playout], None], stream: str = "output") -> None:
+        self.sample_rate_hz = sample_rate_hz
+        self.num_channels = num_channels
+        self.stream = stream
+        self._prebuffer_ns = int(prebuffer_ms * 1e6)
+        self._now_ns = now_ns
+        self._publish = publish
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[int, np.ndarray, int]] = deque()  # (start sample, samples (n, ch), arrival ns)
+        self._playing = False
+        self._anchors: deque[tuple[int, int, int]] = deque(maxlen=64)  # (DAC ns, first sample, count) per buffer
+        self._end_sample = 0  # one past the last sample sent to the device
+
+    def write(self, frame: AudioFrame) -> None:
+        with self._lock:
+            self._queue.append((frame.start_sample, frame.samples.T, self._now_ns()))
+
+    def render(self, out: np.ndarray, dac_offset_ns: int) -> None:
+        """Fill ``out`` (num_frames, num_channels) with queued audio, silence where there is none."""
+        now_ns = self._now_ns()
+        dac_ns = now_ns + dac_offset_ns
+        frames = out.shape[0]
+        out.fill(0)
+        events: list[Playout] = []
+        with self._lock:
+            if not self._playing and self._queue and now_ns - self._queue[0][2] >= self._prebuffer_ns:
+                self._playing = True
+                events.append(self._event("started", self._queue[0][0], dac_ns))
+            filled, first = 0, None
+            while self._playing and self._queue and filled < frames:
+                start, block, arrived = self._queue[0]
+                take = min(frames - filled, block.shape[0])
+                out[filled : filled + take] = block[:take]
+                first = start if first is None else first
+                filled += take
+                self._end_sample = start + take
+                if take == block.shape[0]:
+                    self._queue.popleft()
+                else:
+                    self._queue[0] = (start + take, block[take:], arrived)
+            if first is not None:
+                self._anchors.append((dac_ns, first, filled))
+            if self._playing and filled < frames:  # ran dry: sound stops inside this buffer
+                self._playing = False
+                events.append(self._event("stopped", self._end_sample,
+                                          dac_ns + filled * 1_000_000_000 // self.sample_rate_hz))
+        for event in events:
+            self._publish(event)
+
+    def played_sample(self, now_ns: int) -> int:
+        """One past the last sample heard by ``now_ns``: the device holds several buffers, so find the
+        one at the DAC now."""
+        with self._lock:
+            anchors = list(self._anchors)
+        for dac_ns, first, count in reversed(anchors):
+            if dac_ns <= now_ns:
+                return first + min(count, (now_ns - dac_ns) * self.sample_rate_hz // 1_000_000_000)
+        return anchors[0][1] if anchors else 0
+
+    def flush(self) -> None:
+        """Barge-in: drop everything queued; what the device already holds still plays."""
+        now_ns = self._now_ns()
+        with self._lock:
+            self._queue.clear()
+            self._playing = False
+        self._publish(self._event("flushed", self.played_sample(now_ns), now_ns))
+
+    def pending_ns(self) -> int:
+        """How long the queued audio will take to play (for draining at the end of the input)."""
+        with self._lock:
+            samples = sum(block.shape[0] for _, block, _ in self._queue)
+        return samples * 1_000_000_000 // self.sample_rate_hz + (0 if self._playing else self._prebuffer_ns)
+
+    def _event(self, state: str, sample: int, t_ns: int) -> Playout:
+        return Playout(stream=self.stream, sample=sample, sample_rate_hz=self.sample_rate_hz, state=state,  # type: ignore[arg-type]
+                       t_ns=t_ns)
+
+
+class Speaker(Pipe):
+    """Play ``stream`` on a system output device (sounddevice; optional extra ``vkit[devices]``).
+
+    Sound is timed by PortAudio's DAC clock, so ``first_audio_played_ms`` is when the answer was heard
+    and barge-in truncates at the sample really played. ``prebuffer_ms`` is the jitter buffer in
+    front of the device; ``device_latency`` is PortAudio's own (``"low"``, ``"high"`` or seconds).
+    """
+
+    def __init__(self, *, stream: str = "output", device: int | str | None = None, prebuffer_ms: float = 60.0,
+                 device_latency: float | str = "low") -> None:
         self.stream = stream
         self.device = device
         self.prebuffer_ms = prebuffer_ms
+        self.device_latency = device_latency
 
     @property
     def latency_ms(self) -> float:
@@ -118,46 +215,33 @@ class Speaker(Pipe):
 
     async def run(self, ctx: Any) -> None:
         sd = import_sounddevice()
-        queue: deque[np.ndarray] = deque()
-        lock = threading.Lock()
-        played = [0]
-
-        class _Tracker:
-            def played_sample(self, now_ns: int) -> int:
-                return played[0]
-
-            def flush(self) -> None:
-                with lock:
-                    queue.clear()
-
-        def callback(out: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-            out.fill(0)
-            filled = 0
-            with lock:
-                while queue and filled < frames:
-                    block = queue[0]
-                    take = min(frames - filled, block.shape[0])
-                    out[filled : filled + take] = block[:take]
-                    filled += take
-                    if take == block.shape[0]:
-                        queue.popleft()
-                    else:
-                        queue[0] = block[take:]
-            played[0] += filled
-
+        loop = asyncio.get_running_loop()
+        playback: DevicePlayback | None = None
         output = None
-        ctx.session.playout[self.stream] = _Tracker()
+
+        def publish(event: Playout) -> None:
+            loop.call_soon_threadsafe(ctx.publish, event)
+
         try:
             async for item in ctx:
                 if not isinstance(item, AudioFrame) or item.stream != self.stream:
                     continue
-                if output is None:
-                    output = sd.OutputStream(samplerate=item.sample_rate_hz, channels=item.num_channels,
-                                             dtype="float32", device=self.device, callback=callback,
-                                             latency=self.prebuffer_ms / 1000)
+                if playback is None:
+                    playback = DevicePlayback(item.sample_rate_hz, item.num_channels, prebuffer_ms=self.prebuffer_ms,
+                                              now_ns=ctx.clock.now_ns, publish=publish, stream=self.stream)
+                    rate = item.sample_rate_hz
+
+                    def callback(out: np.ndarray, frames: int, time_info: Any, status: Any,
+                                 playback: DevicePlayback = playback, rate: int = rate) -> None:
+                        playback.render(out, buffer_offset_ns(time_info, "output", frames / rate))
+
+                    output = sd.OutputStream(samplerate=rate, channels=item.num_channels, dtype="float32",
+                                             device=self.device, callback=callback, latency=self.device_latency)
+                    ctx.session.playout[self.stream] = playback
                     output.start()
-                with lock:
-                    queue.append(item.samples.T.copy())
+                playback.write(item)
+            if playback is not None:  # the input ended: let the device play out what it holds
+                await asyncio.sleep(playback.pending_ns() / 1e9 + 0.2)
         finally:
             if output is not None:
                 output.stop()

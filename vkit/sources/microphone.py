@@ -7,23 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from vkit.errors import AudioInputError, ConfigError, got
-from vkit.frames import AudioFrame
+from vkit.devices import buffer_offset_ns, import_sounddevice
+from vkit.errors import AudioInputError, got
+from vkit.frames import AudioFrame, Marker
 from vkit.stage import Pipe, StreamFormat
 from vkit.units import ms_to_samples
-
-
-def import_sounddevice() -> Any:
-    """Import sounddevice or explain what is missing (the package, or PortAudio on a headless box)."""
-    try:
-        import sounddevice
-    except ImportError as exc:
-        raise ConfigError("audio devices need the sounddevice package: pip install 'vkit[devices]' "
-                          f"{got(str(exc))}") from exc
-    except OSError as exc:
-        raise ConfigError("audio devices need the PortAudio library (Debian: apt-get install libportaudio2) "
-                          f"{got(str(exc))}") from exc
-    return sounddevice
 
 
 class Microphone(Pipe):
@@ -51,24 +39,28 @@ class Microphone(Pipe):
         except Exception as exc:
             raise AudioInputError(f"no usable input device ({exc}) {got(self.device)}") from exc
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=256)
+        queue: asyncio.Queue[AudioFrame] = asyncio.Queue(maxsize=256)
+        clock, rate = ctx.clock, self.sample_rate_hz
+        captured = [0]  # samples captured so far: positions stay true even when blocks are dropped
 
         def on_block(block: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-            loop.call_soon_threadsafe(_offer, queue, block.T.copy())
+            t_ns = clock.now_ns() + buffer_offset_ns(time_info, "input", frames / rate)
+            frame = AudioFrame(samples=block.T.copy(), sample_rate_hz=rate, start_sample=captured[0],
+                               stream=self.stream, t_ns=t_ns)
+            captured[0] += frames
+            loop.call_soon_threadsafe(_offer, queue, frame, ctx)
 
-        position = 0
-        with sd.InputStream(samplerate=self.sample_rate_hz, channels=self.num_channels, dtype="float32",
-                            blocksize=ms_to_samples(self.frame_ms, self.sample_rate_hz), device=self.device,
-                            callback=on_block):
+        with sd.InputStream(samplerate=rate, channels=self.num_channels, dtype="float32",
+                            blocksize=ms_to_samples(self.frame_ms, rate), device=self.device, callback=on_block):
             while True:
-                block = await queue.get()
-                t_ns = ctx.clock.now_ns() - block.shape[1] * 1_000_000_000 // self.sample_rate_hz
-                await ctx.emit(AudioFrame(samples=block, sample_rate_hz=self.sample_rate_hz, start_sample=position,
-                                          stream=self.stream, t_ns=t_ns))
-                position += block.shape[1]
+                await ctx.emit(await queue.get())
 
 
-def _offer(queue: asyncio.Queue[np.ndarray], block: np.ndarray) -> None:
+def _offer(queue: asyncio.Queue[AudioFrame], frame: AudioFrame, ctx: Any) -> None:
+    """Hand a captured block to the loop; when the loop has fallen 256 blocks behind, drop the oldest
+    and say so on the session record (the positions of later frames keep the gap visible)."""
     if queue.full():
-        queue.get_nowait()
-    queue.put_nowait(block)
+        dropped = queue.get_nowait()
+        ctx.publish(Marker(name="input_overflow", t_ns=dropped.t_ns, data={
+            "stream": dropped.stream, "start_sample": dropped.start_sample, "num_samples": dropped.num_samples}))
+    queue.put_nowait(frame)
