@@ -114,3 +114,25 @@ def test_graph_is_a_value_that_can_run_twice(sine_16k):
     mem.reset()
     vkit.run(graph)
     np.testing.assert_array_equal(mem.audio(), first)
+
+
+def test_a_graph_is_data_it_pickles_runs_the_same_after_and_carries_no_secret():
+    import pickle
+    from pathlib import Path
+
+    from vkit import filters
+    from vkit.realtime import Realtime
+
+    data = Path(__file__).resolve().parent.parent / "data" / "two_turns.wav"
+
+    def analysis(model: str):
+        return (sources.File(data) | filters.Resample(16_000) | filters.NoiseGate(threshold_dbfs=-50)
+                | filters.VAD(model) | sinks.Null())
+
+    for model in ("silero", "webrtc", "energy"):
+        graph = analysis(model)
+        shipped = pickle.loads(pickle.dumps(graph))  # what a process pool or a Dask worker receives
+        assert vkit.run(shipped).speech_segments() == vkit.run(graph).speech_segments() != []
+    stage = Realtime("wss://example.invalid/v1/realtime", api_key="sk-not-to-be-shipped", turn_detection="manual")
+    blob = pickle.dumps(sources.Silence(duration_ms=100) | stage | sinks.Null())
+    assert b"sk-not-to-be-shipped" not in blob and pickle.loads(blob).elements[1]._api_key is None

@@ -92,6 +92,11 @@ class Realtime(Pipe):
     def __repr__(self) -> str:
         return f"Realtime(endpoint={self.endpoint!r}, model={self.model!r}, turn_detection={self.turn_detection!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled stage (a graph sent to a worker) never carries the API key: the worker reads
+        ``OPENAI_API_KEY`` from its own environment."""
+        return {**self.__dict__, "_api_key": None}
+
     def describe(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "model": self.model, "turn_detection": self.turn_detection,
                 "dialect": self.dialect, "chunk_ms": self.chunk_ms, "sample_rate_hz": WIRE_RATE_HZ,

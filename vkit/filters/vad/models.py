@@ -33,6 +33,14 @@ class SileroModel:
         self.session = self._load()
         self.reset()
 
+    def __getstate__(self) -> dict:
+        """Pickle the recurrent state, not the onnxruntime session (shared, and reloaded on arrival)."""
+        return {k: v for k, v in self.__dict__.items() if k != "session"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.session = self._load()
+
     @classmethod
     def _load(cls):  # noqa: ANN206 - onnxruntime type
         with cls._lock:
@@ -80,8 +88,16 @@ class WebRtcModel:
             raise ConfigError(f"webrtc VAD mode must be 0, 1, 2 or 3 {got(mode)}")
         if frame_ms not in (10, 20, 30):
             raise ConfigError(f"webrtc VAD frame_ms must be 10, 20 or 30 {got(frame_ms)}")
+        self.mode = mode
         self.frame_ms = frame_ms
         self._vad = webrtcvad.Vad(mode)
+
+    def __getstate__(self) -> dict:
+        """Pickle the settings; the C detector cannot travel, so an unpickled model starts afresh."""
+        return {"mode": self.mode, "frame_ms": self.frame_ms}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     def window_samples(self, sample_rate_hz: int) -> int:
         return sample_rate_hz * self.frame_ms // 1000
