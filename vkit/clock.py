@@ -20,9 +20,6 @@ class SessionClock:
     def now_ns(self) -> int:
         return time.monotonic_ns() - self.origin_ns
 
-    def now_ms(self) -> float:
-        return self.now_ns() / 1e6
-
     async def sleep_until(self, t_ns: int) -> None:
         """Sleep until the session clock reads ``t_ns`` (returns at once if it already has)."""
         delay_ns = t_ns - self.now_ns()
@@ -51,10 +48,6 @@ class VirtualClock(SessionClock):
 
     def now_ns(self) -> int:
         return self._now_ns
-
-    def advance(self, duration_ns: int) -> None:
-        """Move time forward by hand (for tests that do not run a loop)."""
-        self._now_ns += duration_ns
 
     async def sleep_until(self, t_ns: int) -> None:
         if t_ns <= self._now_ns:

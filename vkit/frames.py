@@ -24,10 +24,8 @@ __all__ = [
     "ProtocolEvent",
     "Playout",
     "Item",
-    "PCM16_SCALE",
 ]
 
-PCM16_SCALE = 32768.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -58,22 +56,6 @@ class AudioFrame:
     def mono(cls, samples: np.ndarray, sample_rate_hz: int, **kwargs: Any) -> AudioFrame:
         """A one-channel frame from a 1-D array."""
         return cls(samples=np.asarray(samples, np.float32).reshape(1, -1), sample_rate_hz=sample_rate_hz, **kwargs)
-
-    @classmethod
-    def from_pcm16(
-        cls, data: bytes, *, sample_rate_hz: int, num_channels: int = 1, **kwargs: Any
-    ) -> AudioFrame:
-        """Decode interleaved little-endian PCM16 bytes."""
-        pcm = np.frombuffer(data, dtype="<i2")
-        if pcm.size % num_channels:
-            raise AudioInputError(f"PCM16 byte count does not fit {num_channels} channels {got(len(data))}")
-        samples = (pcm.reshape(-1, num_channels).T / PCM16_SCALE).astype(np.float32)
-        return cls(samples=samples, sample_rate_hz=sample_rate_hz, **kwargs)
-
-    def to_pcm16(self) -> bytes:
-        """Encode as interleaved little-endian PCM16 (clipped, rounded)."""
-        clipped = np.clip(self.samples.T, -1.0, 32767 / PCM16_SCALE) * PCM16_SCALE
-        return np.rint(clipped).astype("<i2").tobytes()
 
     @property
     def num_channels(self) -> int:

@@ -12,11 +12,6 @@ def ms_to_samples(duration_ms: float, sample_rate_hz: int) -> int:
     return int(round(duration_ms * sample_rate_hz / 1000.0))
 
 
-def samples_to_ms(num_samples: int, sample_rate_hz: int) -> float:
-    """Duration in milliseconds of ``num_samples`` at ``sample_rate_hz``."""
-    return num_samples * 1000.0 / sample_rate_hz
-
-
 def db_to_gain(gain_db: float) -> float:
     """Linear amplitude factor of a relative level in dB."""
     return 10.0 ** (gain_db / 20.0)

@@ -67,3 +67,27 @@ def test_the_beta_sdk_client_completes_a_session():
     types = asyncio.run(main())
     assert types[:2] == ["session.created", "conversation.created"]
     assert "response.audio.delta" in types and types[-1] == "response.done"
+
+
+def test_the_sync_sdk_client_talks_to_a_server_on_its_own_thread():
+    from openai import OpenAI
+
+    audio = encode_audio(0.1 * np.sin(np.arange(24_000) / 10).astype(np.float32))
+    running = LocalServer(output_pace=0).run_in_thread()  # for synchronous code: scripts, the sync SDK
+    try:
+        client = OpenAI(api_key="local", websocket_base_url=running.url.rsplit("/realtime", 1)[0])
+        with client.realtime.connect(model="gpt-realtime") as connection:
+            connection.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+            connection.input_audio_buffer.append(audio=audio)
+            connection.input_audio_buffer.commit()
+            connection.response.create()
+            types = []
+            for event in connection:
+                types.append(event.type)
+                if event.type == "response.done":
+                    break
+        with pytest.raises(OSError):  # the port is taken: the error reaches the caller's thread
+            LocalServer(port=int(running.url.split(":")[2].split("/")[0])).run_in_thread()
+    finally:
+        running.stop()
+    assert types[0] == "session.created" and "response.output_audio.delta" in types and types[-1] == "response.done"

@@ -15,7 +15,7 @@ import numpy as np
 from vkit.errors import ConfigError, got
 from vkit.filters.base import Filter, check_finite, output_frame
 from vkit.frames import AudioFrame
-from vkit.units import ms_to_samples
+from vkit.units import ms_to_samples, rms_dbfs
 
 _DETECTOR_MS = 10.0
 
@@ -142,6 +142,5 @@ class NoiseGate(Filter):
 
     def calibrate(self, noise: np.ndarray, margin_db: float = 10.0) -> float:
         """Set the threshold ``margin_db`` above the RMS level of a noise-only recording; returns it."""
-        rms = float(np.sqrt(np.mean(np.square(np.asarray(noise, np.float64)))))
-        self.threshold_dbfs = min(0.0, 20 * np.log10(max(rms, 1e-10)) + margin_db)
+        self.threshold_dbfs = min(0.0, max(rms_dbfs(np.asarray(noise)), -200.0) + margin_db)
         return self.threshold_dbfs

@@ -92,10 +92,6 @@ class LocalServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def serve_forever(self) -> None:
-        async with self:
-            await asyncio.Future()
-
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0].rstrip("/")
         if path not in ("/v1/realtime", "/realtime"):
@@ -142,14 +138,23 @@ class _ThreadedServer:
         self.server = server
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
+        self._error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, name="vkit-local-server", daemon=True)
         self.thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("the local Realtime server did not start within 10 s")
+        if self._error is not None:
+            raise self._error
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.start())
+        try:
+            self.loop.run_until_complete(self.server.start())
+        except BaseException as exc:  # handed to the caller's thread (e.g. the port is taken)
+            self._error = exc
+            self._ready.set()
+            self.loop.close()
+            return
         self._ready.set()
         self.loop.run_forever()
 
