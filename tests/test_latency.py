@@ -85,6 +85,35 @@ def test_barge_in_marks_the_turn_and_measures_the_reaction():
     assert turn.interrupted and turn.interruption_reaction_ms == 310 and turn.status == "cancelled"
 
 
+def test_a_live_table_reads_a_few_events_per_turn_however_long_the_session():
+    from vkit.frames import VadScore
+    from vkit.session import Session
+
+    session = Session()
+    turn_events = []
+    for turn in range(20):
+        t0 = turn * 10_000
+        turn_events += [
+            SpeechStarted(t_ns=(t0 + 1250) * MS, sample=0, sample_rate_hz=24_000, sample_t_ns=(t0 + 1000) * MS),
+            SpeechStopped(t_ns=(t0 + 3150) * MS, sample=0, sample_rate_hz=24_000, speech_end_sample=0,
+                          speech_end_t_ns=(t0 + 2900) * MS, sample_t_ns=(t0 + 3000) * MS),
+            sent(t0 + 3152, "input_audio_buffer.commit"),
+            received(t0 + 3160, "response.created", response={"id": f"r{turn}"}),
+            *[received(t0 + 3400 + 40 * k, "response.output_audio.delta", response_id=f"r{turn}", item_id="i",
+                       delta=None) for k in range(50)],
+            Playout(t_ns=(t0 + 3480) * MS, stream="output", sample=0, sample_rate_hz=24_000, state="started"),
+            received(t0 + 5900, "response.done", response={"id": f"r{turn}", "status": "completed"}),
+        ]
+    chatter = [event for t_ms in range(0, 200_000, 20) for event in (
+        VadScore(t_ns=t_ms * MS, sample=t_ms * 24, num_samples=480, sample_rate_hz=24_000, probability=0.5),
+        sent(t_ms, "input_audio_buffer.append", audio=None))]
+    for event in sorted(turn_events + chatter, key=lambda e: e.t_ns):
+        session.publish(event)
+    assert len(session.events) > 20_000 and len(session._turn_events.events) == 20 * 7  # noqa: SLF001
+    assert session.turns.rows() == compute_turns(session.events).rows()
+    assert [t.voice_to_voice_ms for t in session.turns] == [580] * 20
+
+
 def test_missing_events_leave_gaps_not_errors():
     turns = compute_turns([received(5, "response.done", response={"id": "zz"}),
                            received(1, "response.created", response={"id": "r0"})])

@@ -21,7 +21,7 @@ import numpy as np
 
 from vkit.frames import Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped
 
-__all__ = ["Turn", "TurnTable", "compute_turns", "stage_table", "COLUMNS"]
+__all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS"]
 
 _AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 
@@ -181,6 +181,37 @@ def compute_turns(events: Iterable[Event], *, ground_truth_segments_ms: Sequence
     if ground_truth_segments_ms and input_origin is not None:
         _apply_ground_truth(turns, ground_truth_segments_ms, input_origin)
     return TurnTable(t.finish() for t in turns)
+
+
+class TurnEvents:
+    """The few events ``compute_turns`` reads, kept as a live session publishes them.
+
+    A session publishes tens of events a second (VAD scores, every audio chunk sent and received);
+    the turn table needs a handful per turn. Keeping only those lets a live table be recomputed a few
+    times a second however long the session runs, with the same result as from every event.
+    """
+
+    _PROTOCOL_TYPES = frozenset({"input_audio_buffer.commit", "input_audio_buffer.speech_stopped",
+                                 "response.created", "response.done", "session.updated"})
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._responses_with_audio: set[str] = set()
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, ProtocolEvent):
+            if event.type in _AUDIO_DELTAS:  # only a response's first audio counts
+                response_id = getattr(event.event, "response_id", None) or ""
+                if response_id in self._responses_with_audio:
+                    return
+                self._responses_with_audio.add(response_id)
+            elif event.type not in self._PROTOCOL_TYPES:
+                return
+        elif not (isinstance(event, (SpeechStarted, SpeechStopped))
+                  or (isinstance(event, Playout) and event.stream == "output")
+                  or (isinstance(event, Marker) and event.name == "stream_start")):
+            return
+        self.events.append(event)
 
 
 def _protocol_event(event: ProtocolEvent, turns: list[Turn], by_response: dict[str, Turn], local_vad: bool,

@@ -11,6 +11,7 @@ import numpy as np
 
 from vkit.clock import SessionClock
 from vkit.frames import Event, Item, SpeechStarted, SpeechStopped
+from vkit.latency import TurnEvents, compute_turns
 
 __all__ = ["Session", "StageStats", "PlayoutTracker"]
 
@@ -96,6 +97,7 @@ class Session:
         self.error: BaseException | None = None
         self.recording_path: str | None = None
         self.ground_truth_segments_ms: list[tuple[float, float]] | None = None
+        self._turn_events = TurnEvents()
         self._turns_cache: tuple[int, Any] | None = None
 
     # -- the bus ----------------------------------------------------------------------------------
@@ -105,6 +107,7 @@ class Session:
         if isinstance(item, Event):
             with self._lock:
                 self.events.append(item)
+                self._turn_events.add(item)
         for callback in tuple(self._subscribers):
             callback(item)
 
@@ -128,10 +131,8 @@ class Session:
     @property
     def turns(self) -> Any:
         """The per-turn latency table (a list-like of Turn rows; ``.to_frame()`` for pandas)."""
-        from vkit.latency import compute_turns
-
         with self._lock:
-            events = list(self.events)
+            events = list(self._turn_events.events)
         cached = self._turns_cache
         if cached is not None and cached[0] == len(events):
             return cached[1]

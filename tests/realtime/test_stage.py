@@ -12,6 +12,7 @@ import vkit
 from vkit import filters, sinks, sources
 from vkit.errors import ConnectionLost, StageError
 from vkit.frames import Marker, Playout, ProtocolEvent
+from vkit.latency import compute_turns
 from vkit.realtime import Realtime
 from vkit.realtime.server import LocalServer
 
@@ -58,6 +59,7 @@ def test_manual_turns_are_driven_by_vkits_vad(speech_24k):
     assert 0 <= commits[0].t_ns - stopped.t_ns < 50e6
     turn = session.turns[0]
     assert turn.commit_sent_ms is not None and turn.first_audio_played_ms > turn.first_audio_received_ms
+    assert session.turns.rows() == compute_turns(session.events).rows()  # the live table skips nothing it needs
     assert turn.voice_to_voice_ms == pytest.approx(turn.first_audio_played_ms - turn.user_speech_end_ms)
 
 
@@ -81,6 +83,7 @@ def test_barge_in_cancels_and_truncates_at_the_position_played(speech_24k):
     assert flushed.sample == started.sample + truncate.audio_end_ms * 24 or abs(
         flushed.sample - started.sample - truncate.audio_end_ms * 24) <= 24 * 25
     assert sent(session, "response.cancel") or received(session, "response.done")[0].event.response["status"]
+    assert session.turns.rows() == compute_turns(session.events).rows() and session.turns[0].interrupted
 
 
 def test_reconnect_after_the_server_drops_the_socket():
