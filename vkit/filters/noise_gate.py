@@ -8,6 +8,7 @@ Gain ramps are linear in dB and interpolated per sample.
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Literal
 
 import numpy as np
@@ -18,6 +19,7 @@ from vkit.frames import AudioFrame
 from vkit.units import ms_to_samples, rms_dbfs
 
 _DETECTOR_MS = 10.0
+_TRACE_HOPS = 60_000  # one minute of 1 ms hops: enough to plot, bounded however long the stream
 
 
 class NoiseGate(Filter):
@@ -49,7 +51,6 @@ class NoiseGate(Filter):
         self.range_db = range_db
         self.lookahead_ms = lookahead_ms
         self.detector = detector
-        self.gain_db_trace: list[float] = []  # gain at the end of every 1 ms hop, for plotting
         self.reset()
 
     @property
@@ -66,7 +67,7 @@ class NoiseGate(Filter):
         self._gain_db = self.range_db
         self._position = 0
         self._origin = 0
-        self.gain_db_trace = []
+        self.gain_db_trace: deque[float] = deque(maxlen=_TRACE_HOPS)  # gain after each 1 ms hop, last minute
 
     def process(self, frame: AudioFrame) -> AudioFrame | None:
         check_finite(frame, "NoiseGate")

@@ -103,7 +103,6 @@ class VAD(Filter):
         self._silence_start: int | None = None
         self._last_speech_end = 0  # end of the last window scored at or above the threshold
         self._last_stop = 0
-        self.scores: list[tuple[int, float]] = []  # (sample, probability): the trace for plots
 
     # -- streaming ----------------------------------------------------------------------------------
 
@@ -144,7 +143,6 @@ class VAD(Filter):
             start = self._to_input(self._model_position + offset)
             end = self._to_input(self._model_position + offset + window)
             offset += window
-            self.scores.append((start, probability))
             if self.emit_scores:
                 events.append(VadScore(sample=start, num_samples=end - start, sample_rate_hz=self._rate or 0,
                                        probability=probability))
