@@ -111,7 +111,7 @@ def test_speaker_plays_every_sample_and_reports_when_it_was_heard(fake_sounddevi
 
 def test_device_playback_times_starts_stops_and_flushes_by_the_dac_clock():
     now_ns, events = [0], []
-    playback = DevicePlayback(1000, 1, prebuffer_ms=20, now_ns=lambda: now_ns[0], publish=events.append)
+    playback = DevicePlayback(1000, prebuffer_ms=20, now_ns=lambda: now_ns[0], publish=events.append)
     playback.write(AudioFrame.mono(np.arange(1, 101, dtype=np.float32), 1000, stream="output"))
 
     def render_at(ms: int) -> np.ndarray:

@@ -111,14 +111,13 @@ class DevicePlayback:
     ``write`` queues frames (any thread); ``render`` fills one device buffer (the audio thread), given
     how far ahead of now its first sample reaches the DAC. Sound starts once the oldest queued audio
     has waited ``prebuffer_ms`` (the jitter buffer, as in ``PlayoutModel``) and stops when the queue
-    runs dry inside a buffer; each start, stop and flush becomes a ``Playout`` event at its DAC time, handed to
-    ``publish``. Positions are stream sample positions, so truncation uses what was really heard.
+    runs dry inside a buffer; each start, stop and flush becomes a ``Playout`` event at its DAC time,
+    handed to ``publish``. Positions are stream sample positions, so truncation uses what was really heard.
     """
 
-    def __init__(self, sample_rate_hz: int, num_channels: int, *, prebuffer_ms: float, now_ns: Callable[[], int],
+    def __init__(self, sample_rate_hz: int, *, prebuffer_ms: float, now_ns: Callable[[], int],
                  publish: Callable[[Playout], None], stream: str = "output") -> None:
         self.sample_rate_hz = sample_rate_hz
-        self.num_channels = num_channels
         self.stream = stream
         self._prebuffer_ns = int(prebuffer_ms * 1e6)
         self._now_ns = now_ns
@@ -227,7 +226,7 @@ class Speaker(Pipe):
                 if not isinstance(item, AudioFrame) or item.stream != self.stream:
                     continue
                 if playback is None:
-                    playback = DevicePlayback(item.sample_rate_hz, item.num_channels, prebuffer_ms=self.prebuffer_ms,
+                    playback = DevicePlayback(item.sample_rate_hz, prebuffer_ms=self.prebuffer_ms,
                                               now_ns=ctx.clock.now_ns, publish=publish, stream=self.stream)
                     rate = item.sample_rate_hz
 
