@@ -156,7 +156,7 @@ def test_measured_server_latency_equals_the_injected_delay_plus_processing():
     delays_ms = [0, 150, 400, 800]
     ports = [_free_port() for _ in delays_ms]
     servers = [subprocess.Popen([sys.executable, "-m", "vkit", "serve", "--port", str(port), "--response-delay-ms",
-                                 str(delay), "--output-pace", "0"], stderr=subprocess.DEVNULL)
+                                 str(delay), "--output-pace", "2"], stderr=subprocess.DEVNULL)
                for port, delay in zip(ports, delays_ms, strict=True)]
     try:
         for port in ports:
@@ -173,10 +173,16 @@ def test_measured_server_latency_equals_the_injected_delay_plus_processing():
             stage = Realtime(f"ws://127.0.0.1:{port}/v1/realtime", vad={"silence_duration_ms": 300})
             return await vkit.arun(sources.Array(audio, 24_000, pace="realtime") | stage | sinks.Null())
 
-        async def all_of_them() -> list[vkit.Session]:
-            return await asyncio.gather(*(one(port, delay) for port, delay in zip(ports, delays_ms, strict=True)))
+        async def two_at_a_time() -> list[vkit.Session]:
+            # two sessions at once on this 2-core machine: with four, the clients woke up late often enough (by a
+            # few ms, in one turn out of ten) to spoil the 95th percentile of 22 turns
+            done: dict[int, vkit.Session] = {}
+            for pair in ((0, 3), (1, 2)):  # 0 ms with 800 ms, 150 ms with 400 ms
+                results = await asyncio.gather(*(one(ports[i], delays_ms[i]) for i in pair))
+                done.update(zip(pair, results, strict=True))
+            return [done[i] for i in range(len(delays_ms))]
 
-        sessions = asyncio.run(all_of_them())
+        sessions = asyncio.run(two_at_a_time())
     finally:
         for server in servers:
             server.terminate()

@@ -35,6 +35,7 @@ __all__ = ["Realtime"]
 TurnDetection = Literal["server_vad", "semantic_vad", "manual"]
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
 WIRE_RATE_HZ = 24_000
+INBOX_MESSAGES = 256  # server messages received but not yet acted on; beyond this the socket is not read
 
 
 @dataclass
@@ -231,25 +232,47 @@ class _Session:
         reader.result()
 
     async def _read_forever(self) -> None:
-        while True:
-            try:
-                assert self.websocket is not None
-                async for message in self.websocket:
-                    await self._on_message(message)
-                code = self.websocket.close_code
-                if code in (1000, None) and not self.stage.reconnect:
-                    raise ConnectionLost(f"the Realtime server ended the session {got(self.stage.endpoint)}")
-                raise ConnectionClosed(self.websocket.close_rcvd, self.websocket.close_sent)
-            except ConnectionClosed as exc:
-                if not self.stage.reconnect or self.retries >= self.stage.max_retries:
-                    raise ConnectionLost(f"the Realtime connection dropped mid-session (code {_close_code(exc)}) "
-                                         f"{got(self.stage.endpoint)}") from exc
-                self.retries += 1
-                self.connected.clear()
-                self.ctx.publish(Marker(name="reconnect", data={"attempt": self.retries, "code": _close_code(exc)}))
-                await asyncio.sleep(min(2.0, 0.1 * 2 ** (self.retries - 1)))
-                self.responding.clear()
-                await self._connect()
+        """Act on the server's events in order. A receiver task stamps each message as it comes off the socket,
+        so the time spent here on a burst of events is not added to the arrival times of the ones behind it."""
+        inbox: asyncio.Queue[tuple[int, str | bytes | Exception]] = asyncio.Queue(maxsize=INBOX_MESSAGES)
+        receiver = asyncio.ensure_future(self._receive_forever(inbox))
+        try:
+            while True:
+                received_ns, message = await inbox.get()
+                if isinstance(message, Exception):
+                    raise message
+                await self._on_message(message, received_ns)
+                inbox.task_done()
+                await asyncio.sleep(0)  # let the socket be read, and stamped, between two events
+        finally:
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+
+    async def _receive_forever(self, inbox: asyncio.Queue[tuple[int, str | bytes | Exception]]) -> None:
+        """Receive, reconnecting when allowed; a failure goes through the inbox, after what arrived before it."""
+        try:
+            while True:
+                try:
+                    assert self.websocket is not None
+                    async for message in self.websocket:
+                        await inbox.put((self.ctx.clock.now_ns(), message))
+                    code = self.websocket.close_code
+                    if code in (1000, None) and not self.stage.reconnect:
+                        raise ConnectionLost(f"the Realtime server ended the session {got(self.stage.endpoint)}")
+                    raise ConnectionClosed(self.websocket.close_rcvd, self.websocket.close_sent)
+                except ConnectionClosed as exc:
+                    if not self.stage.reconnect or self.retries >= self.stage.max_retries:
+                        raise ConnectionLost(f"the Realtime connection dropped mid-session (code {_close_code(exc)}) "
+                                             f"{got(self.stage.endpoint)}") from exc
+                    await inbox.join()  # the old connection's events first, then the new one's state
+                    self.retries += 1
+                    self.connected.clear()
+                    self.ctx.publish(Marker(name="reconnect", data={"attempt": self.retries, "code": _close_code(exc)}))
+                    await asyncio.sleep(min(2.0, 0.1 * 2 ** (self.retries - 1)))
+                    self.responding.clear()
+                    await self._connect()
+        except Exception as exc:  # noqa: BLE001 - handed to _read_forever, which raises it
+            await inbox.put((0, exc))
 
     # -- sending --------------------------------------------------------------------------------------
 
@@ -314,9 +337,9 @@ class _Session:
 
     # -- receiving ------------------------------------------------------------------------------------
 
-    async def _on_message(self, message: str | bytes) -> None:
+    async def _on_message(self, message: str | bytes, now_ns: int) -> None:
+        """One server message, received at ``now_ns`` on the session clock."""
         event = self.protocol.receive(message)
-        now_ns = self.ctx.clock.now_ns()
         wire_type = event.wire_type if isinstance(event, ev.UnknownEvent) else event.type
         self.ctx.publish(ProtocolEvent(direction="received", type=wire_type, event=_without_audio(event), t_ns=now_ns,
                                        stage=self.ctx.name))
