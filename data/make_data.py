@@ -7,8 +7,8 @@ Everything is deterministic (fixed seeds), so the outputs are reproducible.
 Outputs (16 kHz mono PCM16):
 - ``two_turns.wav`` + ``two_turns.segments.csv``: three user turns separated by 1.6 s pauses, over light
   noise, with one ground-truth segment (start_ms,end_ms) per turn, from the first to the last word as
-  pocketsphinx force-aligns the known transcript (10 ms resolution), kept within the clean turn's
-  audible extent. The demo plays it.
+  pocketsphinx force-aligns the known transcript (10 ms frames, timed at their centres), kept within the
+  clean turn's audible extent. The demo plays it.
 - ``vad_eval.flac`` + ``vad_eval.segments.csv``: clean speech (13 real clips and 8 synthesised
   sentences) separated by 0.4-2.0 s of silence, labelled on a 10 ms grid from the clean signal's energy.
   Tests mix noise into it at a chosen SNR.
@@ -40,6 +40,7 @@ SENTENCES = [
     ("kal16", "Play something relaxing, maybe some jazz."),
 ]
 TARGET_LEVEL_DBFS = -26.0
+ALIGNER_FRAME_CENTRE_MS = 410 / 16 / 2  # pocketsphinx: 25.6 ms (410-sample) windows every 10 ms, from sample 0
 
 
 def read_clip(path: Path) -> np.ndarray:
@@ -102,10 +103,19 @@ def write_segments(path: Path, segments: list[tuple[float, float]]) -> None:
     path.write_text("start_ms,end_ms\n" + "".join(f"{a:.1f},{b:.1f}\n" for a, b in segments))
 
 
+def audible_ms(audio: np.ndarray) -> tuple[float, float]:
+    """The clean signal's audible extent (ms): from the first to the last 10 ms frame within 40 dB of its
+    loud frames (99th percentile)."""
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    audible = np.flatnonzero(energy_db > np.percentile(energy_db, 99) - 40)
+    return audible[0] * 10.0, (audible[-1] + 1) * 10.0
+
+
 def aligned_speech_ms(audio: np.ndarray, text: str) -> tuple[float, float]:
     """First and last word boundaries (ms) from pocketsphinx forced alignment to the known text, kept
-    inside the clean signal's audible extent (10 ms frames within 40 dB of its loud frames): an aligner
-    can stretch a final word into the silence after it, but speech cannot outlast its sound."""
+    inside the clean signal's audible extent: an aligner can stretch a final word into the silence after
+    it, but speech cannot outlast its sound."""
     from pocketsphinx import Decoder
 
     decoder = Decoder(samprate=RATE_HZ, loglevel="FATAL")
@@ -113,13 +123,16 @@ def aligned_speech_ms(audio: np.ndarray, text: str) -> tuple[float, float]:
     decoder.start_utt()
     decoder.process_raw(np.rint(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
     decoder.end_utt()
-    words = [s for s in decoder.seg() if not s.word.startswith(("<", "["))]
-    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
-    energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
-    audible = np.flatnonzero(energy_db > np.percentile(energy_db, 99) - 40)
-    start_ms = max(words[0].start_frame, audible[0]) * 10.0
-    end_ms = min(words[-1].end_frame + 1, audible[-1] + 1) * 10.0
-    return start_ms, end_ms
+    segments = decoder.seg()
+    if segments is None:
+        raise RuntimeError(f"pocketsphinx could not align the audio to {text!r}")
+    words = [s for s in segments if not s.word.startswith(("<", "["))]
+    audible_start_ms, audible_end_ms = audible_ms(audio)
+    # pocketsphinx's frame k analyses [10k, 10k + 25.6] ms, so it stands for its centre, 10k + 12.8 ms, and a
+    # word boundary lies halfway between the centres of its frames and the next: 5 ms past the centre
+    start_ms = max(words[0].start_frame * 10.0 + ALIGNER_FRAME_CENTRE_MS - 5.0, audible_start_ms)
+    end_ms = min(words[-1].end_frame * 10.0 + ALIGNER_FRAME_CENTRE_MS + 5.0, audible_end_ms)
+    return float(start_ms), float(end_ms)
 
 
 def build_two_turns(rng: np.random.Generator) -> None:
