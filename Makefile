@@ -38,6 +38,7 @@ bench: setup
 	$(PY) bench/overhead.py
 	$(PY) bench/throughput.py
 	$(PY) bench/server_load.py
+	$(PY) bench/endpoint.py
 
 clean:
 	rm -rf $(VENV) sessions .pytest_cache

@@ -43,13 +43,16 @@ def test_frame_f1_in_noise(labelled, snr_db, noise_kind):
     assert webrtc.f1 > always.f1, (webrtc, always)
 
 
-def test_positions_are_exact_on_the_input_rate_after_internal_resampling(labelled):
+@pytest.mark.parametrize("refine_end_ms", [0, 300])
+def test_positions_are_exact_on_the_input_rate_after_internal_resampling(labelled, refine_end_ms):
     speech, labels, _ = labelled
     clip = speech[: 16_000 * 20]
-    at_16k = filters.VAD("silero")(clip, 16_000)
-    for rate in (8_000, 24_000, 48_000):
+    at_16k = filters.VAD("silero", refine_end_ms=refine_end_ms)(clip, 16_000)
+    # 8 kHz input runs Silero's 8 kHz model on half the bandwidth, where a final /s/ is gone: its model ends
+    # are near the 16 kHz model's, but a refined end follows the signal, which is not the same there
+    for rate in (8_000, 24_000, 48_000) if refine_end_ms == 0 else (24_000, 48_000):
         resampled = filters.Resample(rate)(clip, 16_000)
-        vad = filters.VAD("silero")
+        vad = filters.VAD("silero", refine_end_ms=refine_end_ms)
         segments = vad(resampled, rate)
         assert len(segments) == len(at_16k)
         for (a, b), (c, d) in zip(segments, at_16k, strict=True):

@@ -2,8 +2,9 @@
 
 The post-processing follows Silero's streaming iterator: speech starts once the probability has stayed at
 or above ``threshold`` for ``min_speech_ms``; it stops once it has stayed under ``negative_threshold`` for
-``min_silence_ms``; both boundaries are widened by ``speech_pad_ms``. Positions are exact samples on the
-input stream, also when the model runs at another rate.
+``min_silence_ms``; both boundaries are widened by ``speech_pad_ms``. With ``refine_end_ms`` the end is first
+moved back, by at most that much, to where the signal last differed from the silence that followed it
+(``endpoint``). Positions are exact samples on the input stream, also when the model runs at another rate.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from vkit.errors import ConfigError, GraphError, got
 from vkit.filters.base import Filter, check_finite
 from vkit.filters.resample import _Polyphase
+from vkit.filters.vad.endpoint import RecentAudio, refine_speech_end
 from vkit.filters.vad.models import EnergyModel, SileroModel, SpeechModel, WebRtcModel
 from vkit.frames import AudioFrame, Event, SpeechStarted, SpeechStopped, VadScore
 from vkit.stage import StreamFormat
@@ -30,18 +32,24 @@ class VAD(Filter):
     Audio passes through unchanged. ``model`` is ``"silero"`` (16/8 kHz), ``"webrtc"`` (8/16/32/48 kHz,
     ``mode`` 0-3, ``frame_ms`` 10/20/30) or ``"energy"`` (any rate, ``threshold_dbfs``). Other input
     rates are resampled internally (low-latency polyphase) unless ``resample=False``.
+
+    ``refine_end_ms`` (0: off) lets the end of speech move back from the model's last speech window to where the
+    sound stopped. It is for speech that stops abruptly: synthesised callers, hard cuts, a muted microphone,
+    where Silero's probability stays high for 60-110 ms after the sound (``bench/endpoint.py``, TTS in quiet:
+    median error +61 to +74 ms becomes -9 to +1 ms). Natural speech decays, Silero follows the decay, and a
+    refined end comes 30-60 ms early; so it is off by default.
     """
 
     def __init__(self, model: ModelName = "silero", *, threshold: float = 0.5, negative_threshold: float | None = None,
                  min_speech_ms: float = 250.0, min_silence_ms: float = 100.0, speech_pad_ms: float = 30.0,
                  mode: int = 2, frame_ms: int = 30, threshold_dbfs: float = -40.0, resample: bool = True,
-                 emit_scores: bool = True, stream: str | None = None) -> None:
+                 refine_end_ms: float = 0.0, emit_scores: bool = True, stream: str | None = None) -> None:
         if model not in ("silero", "webrtc", "energy"):
             raise ConfigError(f"VAD model must be 'silero', 'webrtc' or 'energy' {got(model)}")
         if not 0 < threshold < 1:
             raise ConfigError(f"VAD threshold must be in (0, 1) {got(threshold)}")
         for name, value in (("min_speech_ms", min_speech_ms), ("min_silence_ms", min_silence_ms),
-                            ("speech_pad_ms", speech_pad_ms)):
+                            ("speech_pad_ms", speech_pad_ms), ("refine_end_ms", refine_end_ms)):
             if value < 0:
                 raise ConfigError(f"VAD {name} must be >= 0 {got(value)}")
         self.model = model
@@ -50,6 +58,7 @@ class VAD(Filter):
         self.min_speech_ms = min_speech_ms
         self.min_silence_ms = min_silence_ms
         self.speech_pad_ms = speech_pad_ms
+        self.refine_end_ms = refine_end_ms
         self.mode = mode
         self.frame_ms = frame_ms
         self.threshold_dbfs = threshold_dbfs
@@ -102,6 +111,8 @@ class VAD(Filter):
         self._candidate_start: int | None = None
         self._silence_start: int | None = None
         self._last_speech_end = 0  # end of the last window scored at or above the threshold
+        self._last_speech_end_model = 0  # the same, as a model-rate index
+        self._recent: RecentAudio | None = None  # model-rate audio the end is refined on
         self._last_stop = 0
 
     # -- streaming ----------------------------------------------------------------------------------
@@ -117,6 +128,9 @@ class VAD(Filter):
             self._model_rate = self.model_rate(frame.sample_rate_hz)
             if self._model_rate != self._rate:
                 self._resampler = _Polyphase(self._rate, self._model_rate, 1)
+            if self.refine_end_ms > 0:
+                held_ms = self.refine_end_ms + self.min_silence_ms + 1000
+                self._recent = RecentAudio(int(held_ms * self._model_rate / 1000))
         self._last_frame = frame
         self._end_sample = frame.end_sample
         mono = frame.samples.mean(axis=0, keepdims=True) if frame.num_channels > 1 else frame.samples
@@ -129,7 +143,9 @@ class VAD(Filter):
         if self._last_frame is None or not self._triggered:
             return []
         end = self._end_sample
-        speech_end = min(self._last_speech_end, self._silence_start) if self._silence_start is not None else end
+        speech_end = end
+        if self._silence_start is not None:
+            speech_end = self._speech_end(self._model_position)
         self._triggered = False
         return [self._stopped(min(end, speech_end + self._pad()), speech_end)]
 
@@ -139,23 +155,27 @@ class VAD(Filter):
         events: list[Event] = []
         offset = 0
         while pending.shape[0] - offset >= window:
-            probability = self._model.score(pending[offset : offset + window], self._model_rate)
+            scored = pending[offset : offset + window]
+            probability = self._model.score(scored, self._model_rate)
+            if self._recent is not None:
+                self._recent.append(scored)
             start = self._to_input(self._model_position + offset)
             end = self._to_input(self._model_position + offset + window)
             offset += window
             if self.emit_scores:
                 events.append(VadScore(sample=start, num_samples=end - start, sample_rate_hz=self._rate or 0,
                                        probability=probability))
-            events.extend(self._decide(start, end, probability))
+            events.extend(self._decide(start, end, probability, self._model_position + offset))
         self._pending = pending[offset:].copy()
         self._model_position += offset
         return events
 
-    def _decide(self, start: int, end: int, probability: float) -> list[Event]:
+    def _decide(self, start: int, end: int, probability: float, model_end: int) -> list[Event]:
         rate = self._rate or 1
         if probability >= self.threshold:
             self._silence_start = None
             self._last_speech_end = end
+            self._last_speech_end_model = model_end
             if not self._triggered:
                 if self._candidate_start is None:
                     self._candidate_start = start
@@ -171,7 +191,7 @@ class VAD(Filter):
                 if self._silence_start is None:
                     self._silence_start = start
                 if (end - self._silence_start) * 1000.0 / rate >= self.min_silence_ms:
-                    speech_end = min(self._last_speech_end, self._silence_start)
+                    speech_end = self._speech_end(model_end)
                     self._triggered = False
                     self._candidate_start = None
                     self._silence_start = None
@@ -179,6 +199,20 @@ class VAD(Filter):
                     self._last_stop = stop
                     return [self._stopped(stop, speech_end)]
         return []
+
+    def _speech_end(self, model_decided: int) -> int:
+        """The input sample where the speech just declared over ended, with the silence up to
+        ``model_decided`` (a model-rate index) as the background it is told apart from."""
+        assert self._silence_start is not None
+        speech_end = min(self._last_speech_end, self._silence_start)
+        if self._recent is None:
+            return speech_end
+        model_end = self._last_speech_end_model
+        lookback = int(self.refine_end_ms * self._model_rate / 1000)
+        first = max(self._recent.start, model_end - lookback)
+        audio = self._recent.read(first, model_decided)
+        refined = first + refine_speech_end(audio, model_end - first, self._model_rate)
+        return max(self._candidate_start or 0, min(speech_end, self._to_input(refined)))
 
     def _stopped(self, sample: int, speech_end: int) -> SpeechStopped:
         return SpeechStopped(sample=sample, sample_rate_hz=self._rate or 0, sample_t_ns=self._t_ns(sample),

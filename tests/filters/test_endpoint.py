@@ -1,0 +1,129 @@
+"""The end of speech, refined against the silence after it, on signals whose end is known to the sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vkit import evaluation, filters
+from vkit.filters.vad.endpoint import RecentAudio, refine_speech_end
+from vkit.frames import AudioFrame, SpeechStopped
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+RATE_HZ = 16_000
+
+
+def vowel(seconds: float, level_dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """A voiced sound: 20 harmonics of a wandering 140 Hz pitch, falling 6 dB an octave."""
+    t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
+    phase = 2 * np.pi * np.cumsum(140 + 10 * np.sin(2 * np.pi * 3 * t)) / RATE_HZ
+    sound = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 21))
+    return scaled(sound, level_dbfs)
+
+
+def fricative(seconds: float, level_dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """An unvoiced sound: noise above about 3 kHz."""
+    noise = rng.standard_normal(int(seconds * RATE_HZ))
+    spectrum = np.fft.rfft(noise)
+    spectrum[: int(3000 * noise.size / RATE_HZ)] = 0
+    return scaled(np.fft.irfft(spectrum, noise.size), level_dbfs)
+
+
+def scaled(signal: np.ndarray, level_dbfs: float) -> np.ndarray:
+    return signal * 10 ** (level_dbfs / 20) / np.sqrt(np.mean(signal**2))
+
+
+def with_background(speech: np.ndarray, background_dbfs: float | None, after_s: float, rng: np.random.Generator) -> np.ndarray:
+    signal = np.concatenate([speech, np.zeros(int(after_s * RATE_HZ))])
+    if background_dbfs is not None:
+        signal = signal + scaled(rng.standard_normal(signal.size), background_dbfs)
+    return signal.astype(np.float32)
+
+
+@pytest.mark.parametrize("background_dbfs", [None, -80, -60, -50])
+@pytest.mark.parametrize("model_late_ms", [0, 40, 100, 250])
+def test_the_end_moves_back_to_where_the_sound_stops(background_dbfs, model_late_ms):
+    rng = np.random.default_rng(1)
+    speech = vowel(0.4, -26, rng)
+    audio = with_background(speech, background_dbfs, 0.4, rng)
+    model_end = speech.size + model_late_ms * RATE_HZ // 1000
+    end = refine_speech_end(audio, model_end, RATE_HZ)
+    assert end <= model_end
+    assert abs(end - speech.size) <= 6 * RATE_HZ // 1000, (end - speech.size) / 16
+
+
+def test_a_quiet_fricative_the_background_does_not_explain_is_kept():
+    rng = np.random.default_rng(2)
+    speech = np.concatenate([vowel(0.3, -26, rng), fricative(0.08, -50, rng)])  # 24 dB under the vowel
+    audio = with_background(speech, -65, 0.4, rng)
+    end = refine_speech_end(audio, speech.size + 1600, RATE_HZ)
+    assert abs(end - speech.size) <= 8 * RATE_HZ // 1000, (end - speech.size) / 16
+
+
+def test_under_loud_noise_the_model_keeps_the_end():
+    """5 dB under the speech, the background masks a word's quiet end: the spectral test does not decide."""
+    rng = np.random.default_rng(3)
+    speech = vowel(0.4, -26, rng)
+    audio = with_background(speech, -31, 0.4, rng)
+    model_end = speech.size + 1600
+    assert refine_speech_end(audio, model_end, RATE_HZ) >= model_end - 8 * RATE_HZ // 1000
+
+
+def test_too_little_silence_to_compare_with_keeps_the_end():
+    rng = np.random.default_rng(4)
+    speech = vowel(0.4, -26, rng)
+    audio = with_background(speech, -60, 0.1, rng)
+    model_end = speech.size + 800  # 50 ms after the sound, 50 ms before the audio ends
+    assert refine_speech_end(audio, model_end, RATE_HZ) == model_end
+    assert refine_speech_end(audio, 0, RATE_HZ) == 0
+    assert refine_speech_end(audio[:100], 50, RATE_HZ) == 50
+
+
+def test_other_model_rates():
+    rng = np.random.default_rng(5)
+    for rate in (8_000, 32_000, 48_000):
+        speech = np.interp(np.arange(int(0.4 * rate)) * RATE_HZ / rate, np.arange(6400), vowel(0.4, -26, rng))
+        audio = np.concatenate([speech, np.zeros(int(0.3 * rate))]) + scaled(rng.standard_normal(speech.size + int(0.3 * rate)), -70)
+        end = refine_speech_end(audio.astype(np.float32), speech.size + rate // 10, rate)
+        assert abs(end - speech.size) <= 6 * rate // 1000, (rate, (end - speech.size) * 1000 / rate)
+
+
+def test_recent_audio_keeps_the_last_samples_by_absolute_index():
+    rng = np.random.default_rng(6)
+    stream = rng.standard_normal(20_000).astype(np.float32)
+    recent = RecentAudio(1000)
+    position = 0
+    for size in [1, 7, 999, 1000, 1001, 3, 2500, 450, 4000, 12]:
+        recent.append(stream[position : position + size])
+        position += size
+        assert recent.end == position and recent.start == max(0, position - 1000)
+        np.testing.assert_array_equal(recent.read(0, position), stream[recent.start : position])
+        np.testing.assert_array_equal(recent.read(position - 10, position + 50), stream[max(0, position - 10) : position])
+    assert recent.read(position, position + 5).size == 0
+
+
+def test_refined_ends_do_not_depend_on_chunking_and_move_back_from_the_model():
+    audio, rate = sf.read(DATA / "two_turns.wav", dtype="float32")
+    audio = filters.Resample(24_000)(audio, rate)
+
+    def speech_ends(vad: filters.VAD, chunk: int) -> list[int]:
+        vad.reset()
+        out = []
+        for start in range(0, audio.size, chunk):
+            result = vad.process(AudioFrame.mono(audio[start : start + chunk], 24_000, start_sample=start))
+            out += [e for e in result if isinstance(e, SpeechStopped)] if isinstance(result, list) else []
+        return [e.speech_end_sample for e in out + vad.flush()]
+
+    refined = speech_ends(filters.VAD("silero", refine_end_ms=300), audio.size)
+    model = speech_ends(filters.VAD("silero"), audio.size)
+    assert len(refined) == len(model) == 3
+    assert all(r <= m for r, m in zip(refined, model, strict=True)) and refined != model
+    for chunk in (480, 37 * 24, 1601):  # 20 ms, 37 ms, 66.7 ms
+        assert speech_ends(filters.VAD("silero", refine_end_ms=300), chunk) == refined, chunk
+    # turn 2 is synthesised (flite), and ends where its sound does: Silero's end is late, the refined one is not
+    tts_end_ms = evaluation.read_segments(DATA / "two_turns.segments.csv")[1][1]
+    assert model[1] / 24 - tts_end_ms > 60
+    assert abs(refined[1] / 24 - tts_end_ms) <= 32
