@@ -242,3 +242,39 @@ def test_transcripts_message_size_limit_and_the_cascade_responder(speech_24k):
     assert sum(len(e["delta"]) for e in events if e["type"] == "response.output_audio.delta") > 24_000
     assert close_code == 1009  # message too big: closed by the server, which keeps running
     validate_with_sdk(events, "ga")
+
+
+def test_the_cascade_recognises_each_utterance_once_without_freezing_its_process(speech_24k):
+    """pocketsphinx holds the GIL while it decodes: in this process it would stall an embedded server's graph."""
+    from vkit.realtime.server import CascadeResponder
+
+    audio, truth = speech_24k
+    start, end = truth[1]
+    turn = audio[int(start * 24) - 2400 : int(end * 24) + 2400]
+    responder = CascadeResponder()
+    try:
+        async def main():
+            lag_s, ticking = [], True
+
+            async def tick():
+                while ticking:
+                    before = asyncio.get_running_loop().time()
+                    await asyncio.sleep(0.005)
+                    lag_s.append(asyncio.get_running_loop().time() - before - 0.005)
+
+            ticker = asyncio.ensure_future(tick())
+            began = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            heard, reply = await asyncio.gather(loop.run_in_executor(None, responder.transcribe, turn, 24_000),
+                                                responder.reply(turn, 24_000))
+            took_s = asyncio.get_running_loop().time() - began
+            ticking = False
+            await ticker
+            return heard, reply, took_s, max(lag_s)
+
+        heard, reply, took_s, max_lag_s = run(main())
+        assert "table" in heard and reply.input_transcript == heard and reply.transcript == "Your table is booked."
+        assert len(responder._recognising) == 1  # noqa: SLF001 - the transcript and the answer shared one decode
+        assert max_lag_s < took_s / 4, (max_lag_s, took_s)  # decoding took most of took_s, elsewhere
+    finally:
+        responder.close()

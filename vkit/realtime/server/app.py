@@ -46,6 +46,7 @@ class LocalServer:
         self.host = host
         self.port = port
         self.responder: Responder = make_responder(responder, replies) if isinstance(responder, str) else responder
+        self._owns_responder = isinstance(responder, str)
         self.delay = DelayModel(response_delay_ms, seed)
         self.output_pace = output_pace
         self.chunk_ms = chunk_ms
@@ -91,6 +92,9 @@ class LocalServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        close_responder = getattr(self.responder, "close", None)
+        if self._owns_responder and close_responder is not None:
+            await asyncio.get_running_loop().run_in_executor(None, close_responder)
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0].rstrip("/")

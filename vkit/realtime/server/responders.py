@@ -4,12 +4,16 @@ or text), ``cascade`` (real offline STT -> rule-based reply -> TTS: pocketsphinx
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import multiprocessing
 import re
 import shutil
 import subprocess
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -104,29 +108,39 @@ _RULES = [
 
 
 class CascadeResponder:
-    """A real local cascade: pocketsphinx speech recognition, a rule-based reply, espeak-ng speech."""
+    """A real local cascade: pocketsphinx speech recognition, a rule-based reply, espeak-ng speech.
+
+    Recognition runs in a worker process: pocketsphinx holds the GIL while it decodes (about 0.3 s per second
+    of speech here), which would freeze the graph sharing this process with an embedded server. An utterance
+    is recognised once, for its transcript and for the answer alike.
+    """
 
     name = "cascade"
 
     def __init__(self, tts_engine: str | None = None) -> None:
         try:
-            from pocketsphinx import Decoder
+            import pocketsphinx  # noqa: F401 - the worker imports it; fail here, with the fix
         except ImportError as exc:
             raise ConfigError("the cascade responder needs pocketsphinx: pip install 'vkit[cascade]' "
                               f"{got(str(exc))}") from exc
-        self._decoder = Decoder(samprate=16_000, loglevel="FATAL")
-        self._lock = threading.Lock()
         self._speech = Speech(tts_engine)
+        self._worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_load_recogniser)
+        self._worker.submit(_recognise, b"")  # start the worker and load its model now, not at the first turn
+        self._recognising: OrderedDict[bytes, Future[str]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def transcribe(self, audio: np.ndarray, sample_rate_hz: int) -> str:
         pcm = soxr.resample(audio, sample_rate_hz, 16_000) if sample_rate_hz != 16_000 else audio
         data = np.rint(np.clip(pcm, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+        key = hashlib.blake2b(data, digest_size=16).digest()
         with self._lock:
-            self._decoder.start_utt()
-            self._decoder.process_raw(data, full_utt=True)
-            self._decoder.end_utt()
-            hypothesis = self._decoder.hyp()
-        return hypothesis.hypstr if hypothesis is not None else ""
+            future = self._recognising.get(key)
+            if future is None:
+                future = self._recognising[key] = self._worker.submit(_recognise, data)
+                while len(self._recognising) > _RECENT_UTTERANCES:
+                    self._recognising.popitem(last=False)
+        return future.result()
 
     @staticmethod
     def answer(text: str) -> str:
@@ -142,6 +156,33 @@ class CascadeResponder:
 
     async def reply(self, user_audio: np.ndarray, sample_rate_hz: int) -> Reply:
         return await asyncio.get_running_loop().run_in_executor(None, self._run, user_audio, sample_rate_hz)
+
+    def close(self) -> None:
+        """End the recognition worker."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+_RECENT_UTTERANCES = 8  # recognitions kept, so a transcript and an answer of the same audio share one
+_recogniser = None  # in the worker process: its pocketsphinx decoder
+
+
+def _load_recogniser() -> None:
+    global _recogniser
+    from pocketsphinx import Decoder
+
+    _recogniser = Decoder(samprate=16_000, loglevel="FATAL")
+
+
+def _recognise(pcm16: bytes) -> str:
+    """In the worker process: the best hypothesis for one utterance of 16 kHz PCM16."""
+    assert _recogniser is not None
+    if not pcm16:
+        return ""
+    _recogniser.start_utt()
+    _recogniser.process_raw(pcm16, full_utt=True)
+    _recogniser.end_utt()
+    hypothesis = _recogniser.hyp()
+    return hypothesis.hypstr if hypothesis is not None else ""
 
 
 def make_responder(name: str, replies: Sequence[str | Path | np.ndarray] | None = None) -> Responder:
