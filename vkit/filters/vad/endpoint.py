@@ -1,17 +1,19 @@
 """Where speech really ended: a spectral test against the silence that followed it.
 
-A speech model's probability lags the sound: Silero's recurrent state keeps it high for up to about 100 ms
-after the last phoneme, so the end of the last window it scores as speech is late by a varying amount. Once
-the VAD has seen ``min_silence_ms`` of non-speech, that silence is a sample of the background, and the end can
-be put where the signal last differed from it. The test is the likelihood ratio of the statistical VAD (Sohn,
-Kim and Sung, IEEE Signal Processing Letters 6(1), 1999): per frequency bin, the a-posteriori SNR ``gamma``
-against the background spectrum gives ``gamma - ln(gamma) - 1``, whose mean over the bins is about 0.58 for
-background alone and grows with any sound the background does not explain, a weak fricative as well as a vowel.
+When speech stops abruptly (a synthesised voice, a hard cut), Silero's recurrent state keeps its probability
+high for 60-110 ms after the sound, so the end of the last window it scores as speech is late. Once the VAD has
+seen ``min_silence_ms`` of non-speech, that silence is a sample of the background, and the end can be put where
+the signal last differed from it. The test is the likelihood ratio of the statistical VAD (Sohn, Kim and Sung,
+IEEE Signal Processing Letters 6(1), 1999): per frequency bin, the a-posteriori SNR ``gamma`` against the
+background spectrum gives ``gamma - ln(gamma) - 1`` (0 where ``gamma`` < 1), whose mean over the bins is about
+0.15 for background alone and grows with any sound the background does not explain, a weak fricative as well
+as a vowel.
 
 Under loud noise the quiet end of a word is masked, and a spectral test would cut it off where a trained model
 still hears it; so a frame within ``LOUD_WITHIN_DB`` of the loud frames before the end (the last words, not the
 whole utterance) always counts as speech, which leaves the model's end in place when the background is that
-close to the speech it would cut.
+close to the speech it would cut. Natural speech fades rather than stops, and there the model's own end is the
+better one (``bench/endpoint.py``): the VAD uses this only when asked (``refine_end_ms``).
 """
 
 from __future__ import annotations
