@@ -1,10 +1,9 @@
 """End-of-speech accuracy: where the model's own VAD says speech ended (Silero, as its streaming iterator
 reports it: the end of the last window scored as speech) and where vkit's refined end puts it, against labels.
 
-The labelled set is made here with the labeller of ``data/make_data.py``: 10 real read utterances from Debian's
-pocketsphinx-testdata (librivox, cards), ending where pocketsphinx force-aligns their last word within the clean
-signal's audible extent, and 16 synthesised sentences (8 flite, 8 espeak-ng), clean, ending with their audible
-extent. Each is put between 0.5 s and 1 s of silence and mixed with white or pink noise at a known SNR against
+The labelled set: 10 real read utterances from Debian's pocketsphinx-testdata (librivox, cards), ending where
+their last word stops sounding as labelled by hand (``LAST_SOUND_MS`` in ``data/make_data.py``), and 16
+synthesised sentences (8 flite, 8 espeak-ng), clean, ending with their audible extent. Each is put between 0.5 s and 1 s of silence and mixed with white or pink noise at a known SNR against
 its active level (-26 dBFS).
 
     python bench/endpoint.py [--snr-db 32 20 10 5]
@@ -58,11 +57,8 @@ def labelled_utterances() -> list[tuple[str, np.ndarray, float]]:
     """(kind, audio at -26 dBFS active level, end of speech in ms)."""
     md = load_make_data()
     out = []
-    for folder, listing in (("librivox", "transcription"), ("cards", "cards.transcription")):
-        for line in (md.TESTDATA / folder / listing).read_text().splitlines():
-            text, name = line.replace("<s>", "").replace("</s>", "").rsplit("(", 1)
-            audio = md.active_level(md.read_clip(md.TESTDATA / folder / f"{name.strip(')')}.wav"))
-            out.append(("real", audio, md.aligned_speech_ms(audio, " ".join(text.split()))[1]))
+    for clip, end_ms in md.LAST_SOUND_MS.items():
+        out.append(("real", md.active_level(md.read_clip(md.TESTDATA / clip)), end_ms))
     for index, sentence in enumerate(SENTENCES):
         for kind, audio in (("flite", md.synthesise(FLITE_VOICES[index % 4], sentence)),
                             ("espeak-ng", espeak(ESPEAK_VOICES[index % 4], sentence))):

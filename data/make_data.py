@@ -6,9 +6,10 @@ Everything is deterministic (fixed seeds), so the outputs are reproducible.
 
 Outputs (16 kHz mono PCM16):
 - ``two_turns.wav`` + ``two_turns.segments.csv``: three user turns separated by 1.6 s pauses, over light
-  noise, with one ground-truth segment (start_ms,end_ms) per turn, from the first to the last word as
-  pocketsphinx force-aligns the known transcript (10 ms frames, timed at their centres), kept within the
-  clean turn's audible extent. The demo plays it.
+  noise, with one ground-truth segment (start_ms,end_ms) per turn: from the first word, as pocketsphinx
+  force-aligns the known transcript (10 ms frames, timed at their centres), to where the last word stops
+  sounding (``LAST_SOUND_MS`` for the two real turns, the audible extent for the synthesised one). The demo
+  plays it.
 - ``vad_eval.flac`` + ``vad_eval.segments.csv``: clean speech (13 real clips and 8 synthesised
   sentences) separated by 0.4-2.0 s of silence, labelled on a 10 ms grid from the clean signal's energy.
   Tests mix noise into it at a chosen SNR.
@@ -41,6 +42,25 @@ SENTENCES = [
 ]
 TARGET_LEVEL_DBFS = -26.0
 ALIGNER_FRAME_CENTRE_MS = 410 / 16 / 2  # pocketsphinx: 25.6 ms (410-sample) windows every 10 ms, from sample 0
+# Where the last word of each real clip stops sounding (ms into the clip), labelled by hand on its spectrogram
+# (16 ms Hann frames every 5 ms, energy per band 0-400, 400-1500, 1500-4000, 4000-8000 Hz): the time at which
+# the band that carries the last sound (a nasal's murmur, a fricative's hiss, a stop's burst) falls to the
+# clip's own noise floor in that band; a breath or click after a gap is not part of the word. The forced aligner
+# is not used for ends: it ended four of these ten within 13 ms of these labels, but three at the end of the clip,
+# 130-265 ms after the sound, and three 42-62 ms early, inside a weak last sound (0870, 0880: the demo's first
+# turn, 004).
+LAST_SOUND_MS = {
+    "librivox/sense_and_sensibility_01_austen_64kb-0870.wav": 6860.0,  # "them": creaky murmur to 6860
+    "librivox/sense_and_sensibility_01_austen_64kb-0880.wav": 2795.0,  # "man": murmur under 400 Hz to 2795
+    "librivox/sense_and_sensibility_01_austen_64kb-0890.wav": 5080.0,  # "disposed": the d's burst
+    "librivox/sense_and_sensibility_01_austen_64kb-0920.wav": 5825.0,  # "was": the z above 1.5 kHz
+    "librivox/sense_and_sensibility_01_austen_64kb-0930.wav": 3025.0,  # "himself": the f, 1.5-8 kHz
+    "cards/001.wav": 960.0,  # "clubs": the s
+    "cards/002.wav": 1722.0,  # "clubs": the s (a breath follows at 1800)
+    "cards/003.wav": 1265.0,  # "clubs": the s
+    "cards/004.wav": 1290.0,  # "five": the weak v after the vowel ends at 1210
+    "cards/005.wav": 3255.0,  # "hearts": the s
+}
 
 
 def read_clip(path: Path) -> np.ndarray:
@@ -112,10 +132,9 @@ def audible_ms(audio: np.ndarray) -> tuple[float, float]:
     return audible[0] * 10.0, (audible[-1] + 1) * 10.0
 
 
-def aligned_speech_ms(audio: np.ndarray, text: str) -> tuple[float, float]:
-    """First and last word boundaries (ms) from pocketsphinx forced alignment to the known text, kept
-    inside the clean signal's audible extent: an aligner can stretch a final word into the silence after
-    it, but speech cannot outlast its sound."""
+def aligned_start_ms(audio: np.ndarray, text: str) -> float:
+    """The first word's start (ms) from pocketsphinx forced alignment to the known text, kept inside the clean
+    signal's audible extent."""
     from pocketsphinx import Decoder
 
     decoder = Decoder(samprate=RATE_HZ, loglevel="FATAL")
@@ -127,25 +146,22 @@ def aligned_speech_ms(audio: np.ndarray, text: str) -> tuple[float, float]:
     if segments is None:
         raise RuntimeError(f"pocketsphinx could not align the audio to {text!r}")
     words = [s for s in segments if not s.word.startswith(("<", "["))]
-    audible_start_ms, audible_end_ms = audible_ms(audio)
     # pocketsphinx's frame k analyses [10k, 10k + 25.6] ms, so it stands for its centre, 10k + 12.8 ms, and a
-    # word boundary lies halfway between the centres of its frames and the next: 5 ms past the centre
-    start_ms = max(words[0].start_frame * 10.0 + ALIGNER_FRAME_CENTRE_MS - 5.0, audible_start_ms)
-    end_ms = min(words[-1].end_frame * 10.0 + ALIGNER_FRAME_CENTRE_MS + 5.0, audible_end_ms)
-    return float(start_ms), float(end_ms)
+    # word boundary lies halfway between the centres of its frames and the previous: 5 ms before the centre
+    return float(max(words[0].start_frame * 10.0 + ALIGNER_FRAME_CENTRE_MS - 5.0, audible_ms(audio)[0]))
 
 
 def build_two_turns(rng: np.random.Generator) -> None:
-    turns = [(read_clip(TESTDATA / "librivox/sense_and_sensibility_01_austen_64kb-0880.wav"),
-              "he was not an ill disposed young man"),
+    first, third = "librivox/sense_and_sensibility_01_austen_64kb-0880.wav", "librivox/sense_and_sensibility_01_austen_64kb-0930.wav"
+    turns = [(read_clip(TESTDATA / first), "he was not an ill disposed young man", LAST_SOUND_MS[first]),
              (synthesise("slt", "Could you book a table for two at seven tonight?"),
-              "could you book a table for two at seven tonight"),
-             (read_clip(TESTDATA / "librivox/sense_and_sensibility_01_austen_64kb-0930.wav"),
-              "he might even have been made amiable himself")]
+              "could you book a table for two at seven tonight", None),
+             (read_clip(TESTDATA / third), "he might even have been made amiable himself", LAST_SOUND_MS[third])]
     pieces, truth, position = [np.zeros(int(0.8 * RATE_HZ), np.float32)], [], int(0.8 * RATE_HZ)
-    for index, (turn, text) in enumerate(turns):
+    for index, (turn, text, end_ms) in enumerate(turns):
         turn = active_level(turn)
-        start_ms, end_ms = aligned_speech_ms(turn, text)
+        start_ms = aligned_start_ms(turn, text)
+        end_ms = audible_ms(turn)[1] if end_ms is None else end_ms
         truth.append((position / 16 + start_ms, position / 16 + end_ms))  # one turn: first to last word
         pieces.append(turn)
         position += len(turn)

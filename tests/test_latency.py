@@ -128,10 +128,12 @@ def test_user_speech_end_from_the_vad_matches_the_labels(tmp_path):
     session = vkit.run(graph, clock="virtual")
     turns = compute_turns(session.events)
     assert len(turns) == len(truth)
-    window_ms = 32 + 100  # one Silero window plus min_silence_ms: the VAD's end-of-turn decision window
+    window_ms = 512 / 16  # one Silero window
     for turn, (_, end_ms) in zip(turns, truth, strict=True):
-        assert abs(turn.user_speech_end_ms - end_ms) <= window_ms
-        assert 100 <= turn.end_of_turn_delay_ms <= 100 + 2 * 32 + 30
+        assert abs(turn.user_speech_end_ms - end_ms) <= window_ms, (turn.user_speech_end_ms, end_ms)
+        # the VAD declares the end after min_silence_ms (100) of non-speech, which Silero starts to score up to
+        # about 110 ms after the sound (bench/endpoint.py), in whole windows
+        assert 100 <= turn.end_of_turn_delay_ms <= 100 + 110 + 2 * window_ms
     labelled = vkit.run(graph, clock="virtual", ground_truth=DATA / "two_turns.segments.csv").turns
     assert [t.user_speech_end_ms for t in labelled] == pytest.approx([end for _, end in truth], abs=0.5)
 

@@ -2,9 +2,8 @@
 
 The post-processing follows Silero's streaming iterator: speech starts once the probability has stayed at
 or above ``threshold`` for ``min_speech_ms``; it stops once it has stayed under ``negative_threshold`` for
-``min_silence_ms``; both boundaries are widened by ``speech_pad_ms``. With ``refine_end_ms`` the end is first
-moved back, by at most that much, to where the signal last differed from the silence that followed it
-(``endpoint``). Positions are exact samples on the input stream, also when the model runs at another rate.
+``min_silence_ms``; both boundaries are widened by ``speech_pad_ms``. The end is first moved back, by at most
+``refine_end_ms``, to where the signal last differed from the silence that followed it (``endpoint``). Positions are exact samples on the input stream, also when the model runs at another rate.
 """
 
 from __future__ import annotations
@@ -33,17 +32,17 @@ class VAD(Filter):
     ``mode`` 0-3, ``frame_ms`` 10/20/30) or ``"energy"`` (any rate, ``threshold_dbfs``). Other input
     rates are resampled internally (low-latency polyphase) unless ``resample=False``.
 
-    ``refine_end_ms`` (0: off) lets the end of speech move back from the model's last speech window to where the
-    sound stopped. It is for speech that stops abruptly: synthesised callers, hard cuts, a muted microphone,
-    where Silero's probability stays high for 60-110 ms after the sound (``bench/endpoint.py``, TTS in quiet:
-    median error +61 to +74 ms becomes -9 to +1 ms). Natural speech decays, Silero follows the decay, and a
-    refined end comes 30-60 ms early; so it is off by default.
+    ``speech_end_sample`` on ``SpeechStopped`` is where the sound of the last word stopped: the model's last
+    speech window, moved back by at most ``refine_end_ms`` (0: the model's end as it is) to the last frame that
+    differs from the silence after it. Silero's probability stays high for 50-110 ms after a word; on 26
+    labelled utterances at 32 and 20 dB SNR the refined end is within 32 ms of the label for 85-96 % of them,
+    the model's for 23-31 %; under loud noise (10 dB) the model's end is kept (``bench/endpoint.py``).
     """
 
     def __init__(self, model: ModelName = "silero", *, threshold: float = 0.5, negative_threshold: float | None = None,
                  min_speech_ms: float = 250.0, min_silence_ms: float = 100.0, speech_pad_ms: float = 30.0,
                  mode: int = 2, frame_ms: int = 30, threshold_dbfs: float = -40.0, resample: bool = True,
-                 refine_end_ms: float = 0.0, emit_scores: bool = True, stream: str | None = None) -> None:
+                 refine_end_ms: float = 300.0, emit_scores: bool = True, stream: str | None = None) -> None:
         if model not in ("silero", "webrtc", "energy"):
             raise ConfigError(f"VAD model must be 'silero', 'webrtc' or 'energy' {got(model)}")
         if not 0 < threshold < 1:

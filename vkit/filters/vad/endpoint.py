@@ -1,19 +1,19 @@
 """Where speech really ended: a spectral test against the silence that followed it.
 
-When speech stops abruptly (a synthesised voice, a hard cut), Silero's recurrent state keeps its probability
-high for 60-110 ms after the sound, so the end of the last window it scores as speech is late. Once the VAD has
-seen ``min_silence_ms`` of non-speech, that silence is a sample of the background, and the end can be put where
-the signal last differed from it. The test is the likelihood ratio of the statistical VAD (Sohn, Kim and Sung,
-IEEE Signal Processing Letters 6(1), 1999): per frequency bin, the a-posteriori SNR ``gamma`` against the
-background spectrum gives ``gamma - ln(gamma) - 1`` (0 where ``gamma`` < 1), whose mean over the bins is about
-0.15 for background alone and grows with any sound the background does not explain, a weak fricative as well
-as a vowel.
+Silero's recurrent state keeps its probability high for 50-110 ms after the sound of a word has stopped (WebRTC's
+hangover does the same), so the end of the last window it scores as speech is late. Once the VAD has seen
+``min_silence_ms`` of non-speech, that silence is a sample of the background, and the end can be put where the
+signal last differed from it. The test is the likelihood ratio of the statistical VAD (Sohn, Kim and Sung, IEEE
+Signal Processing Letters 6(1), 1999): per frequency bin, the a-posteriori SNR ``gamma`` against the background
+spectrum gives ``gamma - ln(gamma) - 1`` (0 where ``gamma`` < 1), about 0.15 on average for background alone.
+A frame is speech when that mean exceeds the threshold in any one of four bands (``BANDS_HZ``), and so
+whenever it does over the whole spectrum: the last sound of a word is often narrow, a nasal's murmur under 500 Hz or a fricative's hiss
+above 4 kHz, and averaged over the whole spectrum it would vanish into the background 20-90 ms too early.
 
 Under loud noise the quiet end of a word is masked, and a spectral test would cut it off where a trained model
 still hears it; so a frame within ``LOUD_WITHIN_DB`` of the loud frames before the end (the last words, not the
 whole utterance) always counts as speech, which leaves the model's end in place when the background is that
-close to the speech it would cut. Natural speech fades rather than stops, and there the model's own end is the
-better one (``bench/endpoint.py``): the VAD uses this only when asked (``refine_end_ms``).
+close to the speech it would cut. ``bench/endpoint.py`` measures both ends against labels.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 LIKELIHOOD_RATIO_THRESHOLD = 2.0  # mean per-bin log-likelihood ratio above which a frame is not background
+BANDS_HZ = (0.0, 500.0, 1500.0, 4000.0)  # lower edges: voicing and nasals, first formant, second and third, frication
 LOUD_WITHIN_DB = 10.0  # a frame this close to the loud frames (their 90th percentile) is speech
 FRAME_MS = 16.0  # Hann-windowed analysis frames, hopped by a quarter frame (4 ms)
 MIN_BACKGROUND_MS = 64.0  # less silence than this after the model's end: too little to compare with
+BACKGROUND_MS = 100.0  # the silence compared with: only the nearest, since the background may change after it
 NOISE_FLOOR_DBFS = -100.0  # the background is never taken as quieter (digital silence)
 
 
@@ -31,7 +33,7 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
     """The index in ``audio`` where speech ended, at or before the model's ``speech_end``.
 
     ``audio`` is mono: the look-back before ``speech_end`` (how far back the end may move), then the silence
-    the model scored after it, taken as the background. The end is put half a hop after the centre of the last
+    the model scored after it, whose first ``BACKGROUND_MS`` are taken as the background. The end is put half a hop after the centre of the last
     frame that is speech. With too little silence to compare with, ``speech_end`` is kept.
     """
     frame = max(8, int(round(sample_rate_hz * FRAME_MS / 1000)))
@@ -41,21 +43,25 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
     frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), frame)[::hop]
     centres = np.arange(frames.shape[0]) * hop + frame // 2
     window = np.hanning(frame)
-    power = np.abs(np.fft.rfft(frames * window, axis=1)[:, 1:]) ** 2  # without DC
-    background = power[centres - frame // 2 >= speech_end]
+    power = np.abs(np.fft.rfft(frames * window, axis=1)[:, 1:-1]) ** 2  # without DC and Nyquist
+    nearest = (centres - frame // 2 >= speech_end) & (centres + frame // 2 <= speech_end + BACKGROUND_MS * sample_rate_hz / 1000)
+    background = power[nearest]
     before = power[centres <= speech_end]
     if background.shape[0] == 0 or before.shape[0] == 0:
         return speech_end
     floor = 10 ** (NOISE_FLOOR_DBFS / 10) * float(np.sum(window**2))
     noise = np.maximum(np.median(background, axis=0) / np.log(2), floor)  # the median, unmoved by a click
     gamma = np.maximum(before / noise, 1.0)  # quieter than the background: no evidence of speech
-    ratio = np.mean(gamma - np.log(gamma) - 1, axis=1)
+    ratio = gamma - np.log(gamma) - 1
+    band = np.searchsorted(BANDS_HZ, np.fft.rfftfreq(frame, 1 / sample_rate_hz)[1:-1], side="right") - 1
+    band_ratio = np.stack([np.mean(ratio[:, band == index], axis=1) for index in np.unique(band)], axis=1)
+    speech = np.max(band_ratio, axis=1) > LIKELIHOOD_RATIO_THRESHOLD  # any band: so also over all of them
     level = np.sum(before, axis=1)
-    loud = level >= np.percentile(level, 90) * 10 ** (-LOUD_WITHIN_DB / 10)
-    speech = np.flatnonzero((ratio > LIKELIHOOD_RATIO_THRESHOLD) | loud)
-    if speech.size == 0:
+    speech |= level >= np.percentile(level, 90) * 10 ** (-LOUD_WITHIN_DB / 10)
+    last = np.flatnonzero(speech)
+    if last.size == 0:
         return speech_end
-    return min(speech_end, int(centres[speech[-1]]) + hop // 2)
+    return min(speech_end, int(centres[last[-1]]) + hop // 2)
 
 
 class RecentAudio:
