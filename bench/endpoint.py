@@ -3,8 +3,9 @@ reports it: the end of the last window scored as speech) and where vkit's refine
 
 The labelled set: 10 real read utterances from Debian's pocketsphinx-testdata (librivox, cards), ending where
 their last word stops sounding as labelled by hand (``LAST_SOUND_MS`` in ``data/make_data.py``), and 16
-synthesised sentences (8 flite, 8 espeak-ng), clean, ending with their audible extent. Each is put between 0.5 s and 1 s of silence and mixed with white or pink noise at a known SNR against
-its active level (-26 dBFS).
+synthesised sentences (8 flite, 8 espeak-ng), clean, ending with their audible extent. Each is put between
+0.5 s and 1 s of silence and mixed with white or pink noise at a known SNR against its active level (-26 dBFS);
+at 32 dB also through the demo's noise gate, which closes after each utterance.
 
     python bench/endpoint.py [--snr-db 32 20 10 5]
 """
@@ -67,15 +68,18 @@ def labelled_utterances() -> list[tuple[str, np.ndarray, float]]:
     return out
 
 
-def speech_ends_ms(audio: np.ndarray, refine_end_ms: float) -> list[float]:
+def speech_ends_ms(audio: np.ndarray, refine_end_ms: float, gated: bool = False) -> list[float]:
+    frame = AudioFrame.mono(audio, RATE_HZ)
+    if gated:  # the demo's gate
+        frame = filters.NoiseGate(threshold_dbfs=-50, attack_ms=2, hold_ms=60, release_ms=150).process(frame)
     vad = filters.VAD("silero", refine_end_ms=refine_end_ms)
-    result = vad.process(AudioFrame.mono(audio, RATE_HZ))
+    result = vad.process(frame)
     events = [*(result if isinstance(result, list) else []), *vad.flush()]
     return [e.speech_end_sample * 1000 / RATE_HZ for e in events if isinstance(e, SpeechStopped)]
 
 
 def end_errors_ms(utterances: list[tuple[str, np.ndarray, float]], snr_db: float, noise_kind: str,
-                  refine_end_ms: float) -> dict[str, list[float]]:
+                  refine_end_ms: float, gated: bool = False) -> dict[str, list[float]]:
     errors: dict[str, list[float]] = {}
     lead, tail = np.zeros(RATE_HZ // 2, np.float32), np.zeros(RATE_HZ, np.float32)
     for index, (kind, audio, end_ms) in enumerate(utterances):
@@ -85,7 +89,7 @@ def end_errors_ms(utterances: list[tuple[str, np.ndarray, float]], snr_db: float
         noise = np.asarray(noise, np.float64) / np.std(noise)
         noisy = (clean + noise * 10 ** ((-26 - snr_db) / 20)).astype(np.float32)
         truth_ms = 500 + end_ms
-        found = speech_ends_ms(noisy, refine_end_ms)
+        found = speech_ends_ms(noisy, refine_end_ms, gated)
         if found:
             errors.setdefault(kind, []).append(min(found, key=lambda e: abs(e - truth_ms)) - truth_ms)
     return errors
@@ -100,9 +104,10 @@ def two_turns_rows() -> list[str]:
     audio, rate = sf.read(ROOT / "data/two_turns.wav", dtype="float32")
     labels = [end for _, end in evaluation.read_segments(ROOT / "data/two_turns.segments.csv")]
     rows = []
-    for name, refine in (("model", 0), ("vkit", 300)):
-        ends = speech_ends_ms(audio if rate == RATE_HZ else soxr.resample(audio, rate, RATE_HZ), refine)
-        rows.append(f"  {name:6s} " + "  ".join(f"{e - t:+6.1f}" for e, t in zip(ends, labels, strict=True)))
+    for name, refine, gated in (("model", 0, False), ("vkit", 300, False), ("model, after the demo's gate", 0, True),
+                                ("vkit, after the demo's gate", 300, True)):
+        ends = speech_ends_ms(audio if rate == RATE_HZ else soxr.resample(audio, rate, RATE_HZ), refine, gated)
+        rows.append(f"  {name:30s} " + "  ".join(f"{e - t:+6.1f}" for e, t in zip(ends, labels, strict=True)))
     return rows
 
 
@@ -119,15 +124,16 @@ def main() -> None:
     kinds = ["real", "flite", "espeak-ng"]
     counts = {k: sum(1 for u in utterances if u[0] == k) for k in kinds} | {"all": len(utterances)}
     print(f"\n{len(utterances)} labelled utterances; per group: median error, median |error| (ms), share within 32 ms")
-    header = f"{'noise':10s} {'end':6s}" + "".join(f" | {f'{k} ({counts[k]})':20s}" for k in [*kinds, "all"])
+    header = f"{'noise':15s} {'end':6s}" + "".join(f" | {f'{k} ({counts[k]})':20s}" for k in [*kinds, "all"])
     print(header + "\n" + "-" * len(header))
-    for snr_db in args.snr_db:
-        for noise_kind in ("white", "pink"):
-            for name, refine in (("model", 0), ("vkit", 300)):
-                errors = end_errors_ms(utterances, snr_db, noise_kind, refine)
-                every = [e for k in kinds for e in errors.get(k, [])]
-                cells = [summary(errors[k]) if k in errors else "-" for k in kinds] + [summary(every)]
-                print(f"{f'{noise_kind} {snr_db:g}':10s} {name:6s}" + "".join(f" | {c:20s}" for c in cells))
+    conditions = [(snr_db, noise_kind, False) for snr_db in args.snr_db for noise_kind in ("white", "pink")]
+    conditions += [(32, noise_kind, True) for noise_kind in ("white", "pink")]  # under the gate's threshold
+    for snr_db, noise_kind, gated in conditions:
+        for name, refine in (("model", 0), ("vkit", 300)):
+            errors = end_errors_ms(utterances, snr_db, noise_kind, refine, gated)
+            every = [e for k in kinds for e in errors.get(k, [])]
+            cells = [summary(errors[k]) if k in errors else "-" for k in kinds] + [summary(every)]
+            print(f"{f'{noise_kind} {snr_db:g}' + (' gate' if gated else ''):15s} {name:6s}" + "".join(f" | {c:20s}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -122,9 +122,13 @@ def test_missing_events_leave_gaps_not_errors():
     assert compute_turns([]) == []
 
 
-def test_user_speech_end_from_the_vad_matches_the_labels(tmp_path):
+@pytest.mark.parametrize("gated", [False, True])
+def test_user_speech_end_from_the_vad_matches_the_labels(gated):
     truth = read_segments(DATA / "two_turns.segments.csv")
-    graph = sources.File(DATA / "two_turns.wav", pace="realtime") | filters.Resample(24_000) | filters.VAD("silero") | sinks.Null()
+    graph = sources.File(DATA / "two_turns.wav", pace="realtime") | filters.Resample(24_000)
+    if gated:  # the demo's gate: the background after each turn holds, then fades to nothing
+        graph = graph | filters.NoiseGate(threshold_dbfs=-50, attack_ms=2, hold_ms=60, release_ms=150)
+    graph = graph | filters.VAD("silero") | sinks.Null()
     session = vkit.run(graph, clock="virtual")
     turns = compute_turns(session.events)
     assert len(turns) == len(truth)

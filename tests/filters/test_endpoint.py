@@ -94,7 +94,7 @@ def test_real_speech_ends_within_one_silero_window_of_hand_labels():
             errors_ms[refine_ms].append(min(ends, key=lambda e: abs(e - 500 - label_ms)) - 500 - label_ms)
     within = {refine_ms: sum(abs(e) <= 32 for e in errors) for refine_ms, errors in errors_ms.items()}
     assert within[300] >= 9 and within[300] > within[0], errors_ms
-    assert np.median(np.abs(errors_ms[300])) <= 20, errors_ms
+    assert max(np.abs(errors_ms[300])) <= 2 * 32 < max(np.abs(errors_ms[0])), errors_ms  # Silero's: up to +84 ms
 
 
 def test_the_background_is_the_silence_nearest_the_end():
@@ -109,6 +109,18 @@ def test_the_background_is_the_silence_nearest_the_end():
         model_end = speech.size + 1600
         end = refine_speech_end(audio[: model_end + silence_ms * RATE_HZ // 1000], model_end, RATE_HZ)
         assert abs(end - speech.size) <= 6 * RATE_HZ // 1000, (silence_ms, (end - speech.size) / 16)
+
+
+def test_a_background_that_fades_like_a_gate_releasing_is_still_background():
+    rng = np.random.default_rng(9)
+    speech = vowel(0.4, -26, rng)
+    after = int(0.5 * RATE_HZ)
+    gain = np.clip(1 - (np.arange(after) - 0.06 * RATE_HZ) / (0.15 * RATE_HZ), 0, 1)  # holds 60 ms, fades over 150
+    audio = np.concatenate([speech, np.zeros(after)]) + scaled(rng.standard_normal(speech.size + after), -60)
+    audio[speech.size :] *= gain
+    model_end = speech.size + 1600
+    end = refine_speech_end(audio.astype(np.float32), model_end, RATE_HZ)
+    assert abs(end - speech.size) <= 6 * RATE_HZ // 1000, (end - speech.size) / 16
 
 
 def test_under_loud_noise_the_model_keeps_the_end():

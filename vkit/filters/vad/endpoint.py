@@ -7,13 +7,16 @@ signal last differed from it. The test is the likelihood ratio of the statistica
 Signal Processing Letters 6(1), 1999): per frequency bin, the a-posteriori SNR ``gamma`` against the background
 spectrum gives ``gamma - ln(gamma) - 1`` (0 where ``gamma`` < 1), about 0.15 on average for background alone.
 A frame is speech when that mean exceeds the threshold in any one of four bands (``BANDS_HZ``), and so
-whenever it does over the whole spectrum: the last sound of a word is often narrow, a nasal's murmur under 500 Hz or a fricative's hiss
-above 4 kHz, and averaged over the whole spectrum it would vanish into the background 20-90 ms too early.
+whenever it does over the whole spectrum, in two frames running: the last sound of a word is often narrow, a
+nasal's murmur under 500 Hz or a fricative's hiss above 4 kHz, and averaged over the whole spectrum it would
+vanish into the background 20-90 ms too early.
 
 Under loud noise the quiet end of a word is masked, and a spectral test would cut it off where a trained model
 still hears it; so a frame within ``LOUD_WITHIN_DB`` of the loud frames before the end (the last words, not the
 whole utterance) always counts as speech, which leaves the model's end in place when the background is that
-close to the speech it would cut. ``bench/endpoint.py`` measures both ends against labels.
+close to the speech it would cut. A background that only changes level, as a noise gate's does when it holds
+and then releases, is still background: each frame is scaled to the background's level first.
+``bench/endpoint.py`` measures both ends against labels.
 """
 
 from __future__ import annotations
@@ -51,11 +54,18 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
         return speech_end
     floor = 10 ** (NOISE_FLOOR_DBFS / 10) * float(np.sum(window**2))
     noise = np.maximum(np.median(background, axis=0) / np.log(2), floor)  # the median, unmoved by a click
-    gamma = np.maximum(before / noise, 1.0)  # quieter than the background: no evidence of speech
+    snr = before / noise
+    # the background's own level may change (a gate holding, then releasing): a frame is first scaled by its
+    # level against the background, read from its quietest quarter of bins, which the end of a word leaves alone
+    # (for an exponential power ratio of mean 1, the first quartile is ln(4/3))
+    snr /= np.maximum(np.quantile(snr, 0.25, axis=1) / np.log(4 / 3), 1.0)[:, None]
+    gamma = np.maximum(snr, 1.0)  # quieter than the background: no evidence of speech
     ratio = gamma - np.log(gamma) - 1
     band = np.searchsorted(BANDS_HZ, np.fft.rfftfreq(frame, 1 / sample_rate_hz)[1:-1], side="right") - 1
     band_ratio = np.stack([np.mean(ratio[:, band == index], axis=1) for index in np.unique(band)], axis=1)
-    speech = np.max(band_ratio, axis=1) > LIKELIHOOD_RATIO_THRESHOLD  # any band: so also over all of them
+    unexplained = np.max(band_ratio, axis=1) > LIKELIHOOD_RATIO_THRESHOLD  # any band: so also over all of them
+    speech = np.zeros_like(unexplained)  # in two frames running (8 ms): one alone is the background's own chance
+    speech[1:] = unexplained[1:] & unexplained[:-1]
     level = np.sum(before, axis=1)
     speech |= level >= np.percentile(level, 90) * 10 ** (-LOUD_WITHIN_DB / 10)
     last = np.flatnonzero(speech)
