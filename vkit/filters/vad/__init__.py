@@ -3,7 +3,8 @@
 The post-processing follows Silero's streaming iterator: speech starts once the probability has stayed at
 or above ``threshold`` for ``min_speech_ms``; it stops once it has stayed under ``negative_threshold`` for
 ``min_silence_ms``; both boundaries are widened by ``speech_pad_ms``. The end is first moved back, by at most
-``refine_end_ms``, to where the signal last differed from the silence that followed it (``endpoint``). Positions are exact samples on the input stream, also when the model runs at another rate.
+``refine_end_ms``, to where the signal last differed from the silence that followed it (``endpoint``).
+Positions are exact samples on the input stream, also when the model runs at another rate.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
     """The index in ``audio`` where speech ended, at or before the model's ``speech_end``.
 
     ``audio`` is mono: the look-back before ``speech_end`` (how far back the end may move), then the silence
-    the model scored after it, whose first ``BACKGROUND_MS`` are taken as the background. The end is put half a hop after the centre of the last
-    frame that is speech. With too little silence to compare with, ``speech_end`` is kept.
+    the model scored after it, whose first ``BACKGROUND_MS`` are taken as the background. The end is put half a
+    hop after the centre of the last frame that is speech. With too little silence to compare with, ``speech_end`` is kept.
     """
     frame = max(8, int(round(sample_rate_hz * FRAME_MS / 1000)))
     hop = frame // 4
@@ -47,8 +47,8 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
     centres = np.arange(frames.shape[0]) * hop + frame // 2
     window = np.hanning(frame)
     power = np.abs(np.fft.rfft(frames * window, axis=1)[:, 1:-1]) ** 2  # without DC and Nyquist
-    nearest = (centres - frame // 2 >= speech_end) & (centres + frame // 2 <= speech_end + BACKGROUND_MS * sample_rate_hz / 1000)
-    background = power[nearest]
+    background_end = speech_end + BACKGROUND_MS * sample_rate_hz / 1000
+    background = power[(centres - frame // 2 >= speech_end) & (centres + frame // 2 <= background_end)]
     before = power[centres <= speech_end]
     if background.shape[0] == 0 or before.shape[0] == 0:
         return speech_end
