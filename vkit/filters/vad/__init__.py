@@ -129,6 +129,8 @@ class VAD(Filter):
             if self._model_rate != self._rate:
                 self._resampler = _Polyphase(self._rate, self._model_rate, 1)
             if self.refine_end_ms > 0:
+                # the look-back and the silence after the end; windows between the two thresholds lengthen that
+                # silence without bound, so a second more is kept, and a longer one is cut to what is held
                 held_ms = self.refine_end_ms + self.min_silence_ms + 1000
                 self._recent = RecentAudio(int(held_ms * self._model_rate / 1000))
         self._last_frame = frame

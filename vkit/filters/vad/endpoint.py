@@ -37,7 +37,8 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
 
     ``audio`` is mono: the look-back before ``speech_end`` (how far back the end may move), then the silence
     the model scored after it, whose first ``BACKGROUND_MS`` are taken as the background. The end is put half a
-    hop after the centre of the last frame that is speech. With too little silence to compare with, ``speech_end`` is kept.
+    hop after the centre of the last frame that is speech. With too little silence to compare with,
+    ``speech_end`` is kept.
     """
     frame = max(8, int(round(sample_rate_hz * FRAME_MS / 1000)))
     hop = frame // 4
