@@ -25,10 +25,10 @@ from vkit.errors import (
     VkitError,
 )
 from vkit.frames import AudioFrame, Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped, VadScore
-from vkit.graph import Chain, Graph, buffer, chain, merge, mix, tee
+from vkit.graph import Chain, Graph, buffer, chain, merge, mix, stage, tee
 from vkit.runtime import Handle, StageContext, arun, run, start
 from vkit.session import Session
-from vkit.stage import StreamFormat, stage
+from vkit.stage import StreamFormat
 
 try:
     __version__ = version("vkit")

@@ -6,14 +6,15 @@ A graph is a value: it is built, validated (formats, item types, wiring) and ren
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vkit.errors import GraphError, got
-from vkit.stage import Pipe, StreamFormat, describe_stage, stage_kind, stage_name
+from vkit.frames import AudioFrame, Item
+from vkit.stage import StreamFormat, describe_stage, stage_kind, stage_name
 
-__all__ = ["Chain", "Graph", "Tee", "Parallel", "Buffer", "tee", "merge", "mix", "buffer", "chain"]
+__all__ = ["Pipe", "FunctionStage", "stage", "Chain", "Graph", "Tee", "Parallel", "Buffer", "tee", "merge", "mix", "buffer", "chain"]
 
 BackpressurePolicy = Literal["block", "drop_oldest"]
 
@@ -32,8 +33,54 @@ class Buffer:
             raise GraphError(f"buffer policy must be 'block' or 'drop_oldest' {got(self.policy)}")
 
 
-class Chain(Pipe):
-    """A linear sequence of stages and blocks; ``Graph`` is the same thing."""
+class Pipe:
+    """Mixin giving a stage the ``|`` operator (``a | b`` builds a chain) and a notebook rendering."""
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(repr(v))}</td></tr>"
+                       for k, v in describe_stage(self).items())
+        latency = getattr(self, "latency_ms", None)
+        if isinstance(latency, (int, float)):
+            rows += f"<tr><td><i>latency_ms</i></td><td>{latency:.2f}</td></tr>"
+        return f"<div><b>{html.escape(type(self).__name__)}</b><table>{rows}</table></div>"
+
+    def __or__(self, other: object) -> Chain:
+        return Chain([self]) | other
+
+    def __ror__(self, other: object) -> Chain:
+        return Chain.of(other) | self
+
+
+class FunctionStage(Pipe):
+    """A plain function ``fn(frame) -> frame | list[frame] | None`` used as a stage."""
+
+    def __init__(self, fn: Callable[[AudioFrame], Any], accepts: tuple[type, ...] = (AudioFrame,)) -> None:
+        self.fn = fn
+        self.accepts = accepts
+        self.name = getattr(fn, "__name__", "function")
+
+    def process(self, item: Item) -> Any:
+        return self.fn(item)
+
+    def __repr__(self) -> str:
+        return f"stage({self.name})"
+
+
+def stage(fn: Callable[..., Any] | None = None, *, accepts: tuple[type, ...] = (AudioFrame,)) -> Any:
+    """Wrap a function as a stage: ``vkit.stage(fn)`` or ``@vkit.stage(accepts=(Event,))``."""
+    if fn is None:
+        return lambda f: FunctionStage(f, accepts)
+    if not callable(fn):
+        raise GraphError(f"vkit.stage() takes a function {got(fn)}")
+    return FunctionStage(fn, accepts)
+
+
+
+class Chain:
+    """A linear sequence of stages and blocks; ``Graph`` is the same thing.
+
+    Not a ``Pipe``: a graph displays as its picture, never as a stage's parameter table.
+    """
 
     def __init__(self, elements: Iterable[object] = ()) -> None:
         self.elements: list[object] = []

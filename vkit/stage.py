@@ -1,22 +1,25 @@
-"""What a stage is: duck-typed objects, wrapped once into nodes the runtime can drive.
+"""The stage contract: what a stage is, and what an asynchronous stage sees of the runtime.
 
 A *sync stage* has ``process(item)``; an *async stage* has ``async def run(ctx)``; a *source* is an
 async stage with no upstream and a ``format``. Everything else (``accepts``, ``flush``, ``reset``,
-``latency_ms``, ``configure``, ``open``, ``close``) is optional.
+``latency_ms``, ``configure``, ``open``, ``close``) is optional. Stages are duck-typed: the Protocols
+below say what the runtime calls, no base class is needed. This module imports nothing above the
+data model; the DSL (``|``, ``tee``, ...) is ``vkit.graph``.
 """
 
 from __future__ import annotations
 
-import html
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from vkit.clock import SessionClock
 from vkit.errors import GraphError, got
 from vkit.frames import AudioFrame, Event, Item
 
-__all__ = ["StreamFormat", "stage", "Pipe", "StageKind", "stage_kind", "stage_name", "describe_stage"]
+__all__ = ["StreamFormat", "StageKind", "SyncStage", "AsyncStage", "Source", "Context", "stage_kind", "stage_name",
+           "describe_stage", "accepted_types", "as_items"]
 
 StageKind = Literal["source", "sync", "async"]
 
@@ -34,50 +37,49 @@ class StreamFormat:
         return f"{rate}, {channels}"
 
 
-class Pipe:
-    """Mixin giving a stage the ``|`` operator (``a | b`` builds a chain) and a notebook rendering."""
+@runtime_checkable
+class SyncStage(Protocol):
+    """A synchronous stage: ``process(item)`` returns an item, a list of items, or None."""
 
-    def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(repr(v))}</td></tr>"
-                       for k, v in describe_stage(self).items())
-        latency = getattr(self, "latency_ms", None)
-        if isinstance(latency, (int, float)):
-            rows += f"<tr><td><i>latency_ms</i></td><td>{latency:.2f}</td></tr>"
-        return f"<div><b>{html.escape(type(self).__name__)}</b><table>{rows}</table></div>"
-
-    def __or__(self, other: object) -> Any:
-        from vkit.graph import Chain
-
-        return Chain([self]) | other
-
-    def __ror__(self, other: object) -> Any:
-        from vkit.graph import Chain
-
-        return Chain.of(other) | self
+    def process(self, item: Any) -> Any: ...
 
 
-class FunctionStage(Pipe):
-    """A plain function ``fn(frame) -> frame | list[frame] | None`` used as a stage."""
+class Context(Protocol):
+    """What an asynchronous stage or a source sees of the runtime while it runs."""
 
-    def __init__(self, fn: Callable[[AudioFrame], Any], accepts: tuple[type, ...] = (AudioFrame,)) -> None:
-        self.fn = fn
-        self.accepts = accepts
-        self.name = getattr(fn, "__name__", "function")
+    name: str
+    clock: SessionClock
+    input_format: StreamFormat | None
 
-    def process(self, item: Item) -> Any:
-        return self.fn(item)
+    async def receive(self) -> Item | None:
+        """The next item from upstream, or None at the end of the stream."""
+        ...
 
-    def __repr__(self) -> str:
-        return f"stage({self.name})"
+    def __aiter__(self) -> AsyncIterator[Item]: ...
+
+    async def emit(self, item: Item) -> None:
+        """Send an item downstream (waits while a blocking channel is full)."""
+        ...
+
+    def publish(self, event: Event) -> Event:
+        """Put an event on the session record without sending it downstream."""
+        ...
 
 
-def stage(fn: Callable[..., Any] | None = None, *, accepts: tuple[type, ...] = (AudioFrame,)) -> Any:
-    """Wrap a function as a stage: ``vkit.stage(fn)`` or ``@vkit.stage(accepts=(Event,))``."""
-    if fn is None:
-        return lambda f: FunctionStage(f, accepts)
-    if not callable(fn):
-        raise GraphError(f"vkit.stage() takes a function {got(fn)}")
-    return FunctionStage(fn, accepts)
+@runtime_checkable
+class AsyncStage(Protocol):
+    """An asynchronous stage: reads ``ctx``, emits downstream, returns at the end of its input."""
+
+    async def run(self, ctx: Context) -> None: ...
+
+
+@runtime_checkable
+class Source(Protocol):
+    """An asynchronous stage with no upstream, whose output ``format`` is known when it is built."""
+
+    format: StreamFormat
+
+    async def run(self, ctx: Context) -> None: ...
 
 
 def stage_kind(obj: object) -> StageKind:

@@ -8,7 +8,8 @@ import numpy as np
 
 from vkit.errors import AudioInputError, got
 from vkit.frames import AudioFrame, Item
-from vkit.stage import Pipe, as_items
+from vkit.graph import Pipe
+from vkit.stage import as_items
 
 
 class Filter(Pipe):

@@ -11,7 +11,7 @@ import numpy as np
 
 from vkit.errors import ConfigError, got
 from vkit.frames import AudioFrame
-from vkit.stage import Pipe
+from vkit.graph import Pipe
 
 
 class NetworkSchedule:

@@ -22,11 +22,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from vkit.errors import ConfigError, ConnectionLost, got
 from vkit.frames import AudioFrame, Event, Marker, ProtocolEvent, SpeechStarted, SpeechStopped
+from vkit.graph import Pipe
 from vkit.realtime import events as ev
 from vkit.realtime.codec import Dialect, decode_audio, encode_audio
 from vkit.realtime.protocol import ClientProtocol, InvalidEvent
 from vkit.realtime.session_config import TURN_DETECTION_DEFAULTS, to_beta
-from vkit.stage import Pipe, StreamFormat
+from vkit.stage import StreamFormat
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from vkit.errors import RecordingError, got
 from vkit.frames import AudioFrame, Event, Item
-from vkit.stage import Pipe
+from vkit.graph import Pipe
 
 SCHEMA_VERSION = 1
 _SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from vkit.errors import ConfigError, RecordingError, got
 from vkit.frames import AudioFrame
-from vkit.stage import Pipe
+from vkit.graph import Pipe
 
 _FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
 

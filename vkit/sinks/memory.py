@@ -8,7 +8,7 @@ import numpy as np
 
 from vkit.errors import ConfigError, got
 from vkit.frames import AudioFrame, Event, Item
-from vkit.stage import Pipe
+from vkit.graph import Pipe
 
 
 class Memory(Pipe):

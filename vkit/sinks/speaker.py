@@ -16,8 +16,8 @@ import numpy as np
 
 from vkit.devices import buffer_offset_ns, import_sounddevice
 from vkit.frames import AudioFrame, Playout
+from vkit.graph import Pipe
 from vkit.playout import PlayoutModel
-from vkit.stage import Pipe
 
 
 class _ModelTracker:

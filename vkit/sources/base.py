@@ -10,7 +10,8 @@ import numpy as np
 
 from vkit.errors import ConfigError, got
 from vkit.frames import AudioFrame
-from vkit.stage import Pipe, StreamFormat
+from vkit.graph import Pipe
+from vkit.stage import StreamFormat
 from vkit.units import ms_to_samples
 
 Pace = Literal["realtime", "fast"]

@@ -10,7 +10,8 @@ import numpy as np
 from vkit.devices import buffer_offset_ns, import_sounddevice
 from vkit.errors import AudioInputError, got
 from vkit.frames import AudioFrame, Marker
-from vkit.stage import Pipe, StreamFormat
+from vkit.graph import Pipe
+from vkit.stage import StreamFormat
 from vkit.units import ms_to_samples
 
 

@@ -13,7 +13,8 @@ import soxr
 import traitlets
 
 from vkit.frames import AudioFrame
-from vkit.stage import Pipe, StreamFormat
+from vkit.graph import Pipe
+from vkit.stage import StreamFormat
 
 
 class MicWidget(anywidget.AnyWidget):
