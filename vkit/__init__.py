@@ -8,6 +8,7 @@ session can be recorded and loaded back for analysis.
 from __future__ import annotations
 
 import logging
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -26,8 +27,11 @@ from vkit.errors import (
 )
 from vkit.frames import AudioFrame, Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped, VadScore
 from vkit.graph import Chain, Graph, buffer, chain, merge, mix, stage, tee
-from vkit.runtime import Handle, StageContext, arun, run, start
-from vkit.session import Session
+from vkit.launch import arun, run, start
+from vkit.plan import GraphPlan, GraphWarning
+from vkit.recording import load_session
+from vkit.runtime import Handle, StageContext
+from vkit.session import Session, SessionRecord
 from vkit.stage import StreamFormat
 
 try:
@@ -37,23 +41,22 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 logging.getLogger("vkit").addHandler(logging.NullHandler())
 
+if "ipykernel" in sys.modules:  # in a notebook, a Handle displays as its live inspector (vkit.widgets)
+    try:
+        import vkit.widgets  # noqa: F401 - registers the notebook reprs
+    except ImportError:  # the notebook extra is not installed: handles show as text
+        pass
+
 __all__ = [
     "__version__",
-    "run", "arun", "start", "Handle", "Session", "StageContext", "load_session",
-    "Graph", "Chain", "chain", "tee", "merge", "mix", "buffer", "stage", "StreamFormat",
+    "run", "arun", "start", "Handle", "Session", "SessionRecord", "StageContext", "load_session",
+    "Graph", "Chain", "chain", "tee", "merge", "mix", "buffer", "stage", "StreamFormat", "GraphPlan", "GraphWarning",
     "AudioFrame", "Event", "SpeechStarted", "SpeechStopped", "VadScore", "Marker", "ProtocolEvent", "Playout",
     "SessionClock", "VirtualClock",
     "VkitError", "ConfigError", "GraphError", "AudioInputError", "StageError", "ProtocolError",
     "LocalProtocolError", "RemoteProtocolError", "ConnectionLost", "RecordingError",
     "sources", "filters", "sinks", "realtime", "enable_logging",
 ]
-
-
-def load_session(path: Any) -> Any:
-    """Read a recorded session folder back (see ``vkit.recording.load``)."""
-    from vkit.recording import load_session as _load
-
-    return _load(path)
 
 
 def enable_logging(level: str = "INFO", to: str = "stderr") -> None:

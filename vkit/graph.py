@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
 
 from vkit.errors import GraphError, got
 from vkit.frames import AudioFrame, Item
+from vkit.plan import GraphPlan, Part, PlanJoin, PlanNode, PlanTee
 from vkit.stage import StreamFormat, describe_stage, stage_kind, stage_name
 
 __all__ = ["Pipe", "FunctionStage", "stage", "Chain", "Graph", "Tee", "Parallel", "Buffer", "tee", "merge", "mix", "buffer", "chain"]
@@ -22,6 +23,8 @@ BackpressurePolicy = Literal["block", "drop_oldest"]
 @dataclass(frozen=True)
 class Buffer:
     """Sets the channel in front of the next asynchronous stage: its size and backpressure policy."""
+
+    vkit_block: ClassVar[str] = "buffer"
 
     max_items: int = 256
     policy: BackpressurePolicy = "block"
@@ -82,6 +85,8 @@ class Chain:
     Not a ``Pipe``: a graph displays as its picture, never as a stage's parameter table.
     """
 
+    vkit_block = "chain"
+
     def __init__(self, elements: Iterable[object] = ()) -> None:
         self.elements: list[object] = []
         for element in elements:
@@ -111,76 +116,58 @@ class Chain:
     def __len__(self) -> int:
         return len(self.elements)
 
-    # -- validation -----------------------------------------------------------------------------
+    # -- the plan, and what reads it -------------------------------------------------------------
+
+    def plan(self, *, warn: bool = False) -> GraphPlan:
+        """Compile the graph (names, wiring, formats, channels, side links); raises GraphError.
+        ``warn=True`` also warns (GraphWarning) about what runs but probably not as meant."""
+        return GraphPlan(self, warn=warn)
 
     def validate(self) -> StreamFormat | None:
         """Check the wiring and the formats; return the output format. Raises GraphError."""
-        if not self.elements:
-            raise GraphError("the graph is empty: start it with a source, e.g. sources.File(path) | ...")
-        return _validate(self.elements, None, upstream=False, where="the graph")
+        return self.plan(warn=True).output_format
+
+    def describe(self) -> dict[str, Any]:
+        """The graph as plain data: nodes with class, kind, parameters and formats, edges, links, text."""
+        plan = self.plan()
+        return {**plan.describe(), "text": _text(plan.root)}
+
+    def text(self) -> str:
+        """A one-line-per-chain text rendering for terminals."""
+        return _text(self.plan().root)
+
+    def svg(self) -> str:
+        """A pure-Python SVG drawing: boxes by kind, layered left to right."""
+        plan = self.plan()
+        return _svg(plan.nodes, plan.edges)
+
+    def mermaid(self) -> str:
+        """Mermaid flowchart text for Markdown cells."""
+        plan = self.plan()
+        lines = ["flowchart LR"]
+        lines += [f'  n{n.index}["{n.name}"]' for n in plan.nodes]
+        lines += [f"  n{a} --> n{b}" for a, b in plan.edges]
+        return "\n".join(lines)
 
     # -- running --------------------------------------------------------------------------------
 
     def start(self, **options: Any) -> Any:
         """Run on the engine thread and return a Handle at once (notebook default)."""
-        from vkit.runtime import start
-
-        return start(self, **options)
+        return _runner().start(self, **options)
 
     def run(self, **options: Any) -> Any:
         """Run to the end and return the Session (same as ``vkit.run(graph)``)."""
-        from vkit.runtime import run
-
-        return run(self, **options)
-
-    # -- description and rendering --------------------------------------------------------------
-
-    def nodes(self) -> tuple[list[_Node], list[tuple[int, int]]]:
-        """The graph as nodes and edges (index pairs), names made unique."""
-        builder = _Layout()
-        builder.add_chain(self.elements, [])
-        return builder.nodes, builder.edges
-
-    def describe(self) -> dict[str, Any]:
-        """The graph as plain data: nodes with class, kind and parameters, edges, text."""
-        nodes, edges = self.nodes()
-        return {
-            "nodes": [
-                {
-                    "name": n.name,
-                    "kind": n.kind,
-                    "class": n.cls,
-                    "params": n.params,
-                    "latency_ms": n.latency_ms,
-                }
-                for n in nodes
-            ],
-            "edges": [[nodes[a].name, nodes[b].name] for a, b in edges],
-            "text": self.text(),
-        }
-
-    def text(self) -> str:
-        """A one-line-per-chain text rendering for terminals."""
-        return _text(self.elements)
-
-    def svg(self) -> str:
-        """A pure-Python SVG drawing: boxes by kind, layered left to right."""
-        nodes, edges = self.nodes()
-        return _svg(nodes, edges)
-
-    def mermaid(self) -> str:
-        """Mermaid flowchart text for Markdown cells."""
-        nodes, edges = self.nodes()
-        lines = ["flowchart LR"]
-        lines += [f'  n{i}["{n.name}"]' for i, n in enumerate(nodes)]
-        lines += [f"  n{a} --> n{b}" for a, b in edges]
-        return "\n".join(lines)
+        return _runner().run(self, **options)
 
     def __repr__(self) -> str:
-        return f"Graph({self.text()})"
+        try:
+            return f"Graph({self.text()})"
+        except GraphError as exc:  # a graph still being built (no source yet) still has a repr
+            return f"Graph({' | '.join(stage_name(e) for e in self.elements)}; not runnable: {exc})"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.text(), "image/svg+xml": self.svg()}
+        plan = self.plan()
+        return {"text/plain": _text(plan.root), "image/svg+xml": _svg(plan.nodes, plan.edges)}
 
 
 Graph = Chain
@@ -196,6 +183,8 @@ def chain(*stages: object) -> Chain:
 @dataclass
 class Tee:
     """Fan-out: items pass through unchanged and a copy goes down every branch."""
+
+    vkit_block: ClassVar[str] = "tee"
 
     branches: list[Chain]
 
@@ -215,6 +204,7 @@ class Parallel:
     stream (``stream`` label) and passes events through.
     """
 
+    vkit_block: ClassVar[str] = "parallel"
     branches: list[Chain]
     mode: Literal["merge", "mix"] = "merge"
     stream: str = "mix"
@@ -258,156 +248,54 @@ def _check_element(element: object) -> None:
     stage_kind(element)  # raises a GraphError that says how to fix it
 
 
-def _starts_with_source(branch: Chain) -> bool:
-    return bool(branch.elements) and _kind(branch.elements[0]) == "source"
+# -- running: the layer above registers how (recording, widgets and the runtime sit above the DSL) ----
 
 
-def _kind(element: object) -> str:
-    if isinstance(element, (Tee, Parallel, Buffer)):
-        return type(element).__name__.lower()
-    return stage_kind(element)
+class Runner(Protocol):
+    """What ``graph.run()`` and ``graph.start()`` call: ``vkit.run`` and ``vkit.start``."""
+
+    def run(self, graph: Chain, **options: Any) -> Any: ...
+
+    def start(self, graph: Chain, **options: Any) -> Any: ...
 
 
-def _validate(
-    elements: list[object], fmt: StreamFormat | None, *, upstream: bool, where: str
-) -> StreamFormat | None:
-    for index, element in enumerate(elements):
-        kind = _kind(element)
-        if kind == "buffer":
-            continue
-        if kind == "source":
-            if upstream or index > 0:
-                raise GraphError(
-                    f"source {stage_name(element)} is in the middle of {where}: a source starts a chain; "
-                    f"to combine two sources use vkit.merge(a | ..., b | ...) {got(element)}"
-                )
-            fmt = getattr(element, "format", None) or StreamFormat()
-            upstream = True
-            continue
-        if kind == "parallel":
-            outs = []
-            for branch in element.branches:  # type: ignore[attr-defined]
-                own = _starts_with_source(branch)
-                if not own and not upstream:
-                    raise GraphError(f"a {element.mode}() branch without a source has nothing upstream: "  # type: ignore[attr-defined]
-                                     f"start the branch with a source or put a source before the block {got(branch.text())}")
-                outs.append(_validate(branch.elements, None if own else fmt, upstream=not own, where="a branch"))
-            fmt = _join_formats(element, outs)  # type: ignore[arg-type]
-            upstream = True
-            continue
-        if not upstream:
-            raise GraphError(
-                f"{stage_name(element)} has nothing upstream: start {where} with a source, "
-                f"e.g. sources.File(path) | {stage_name(element)}(...) {got(element)}"
-            )
-        if kind == "tee":
-            for branch in element.branches:  # type: ignore[attr-defined]
-                if _starts_with_source(branch):
-                    raise GraphError(f"a tee branch cannot start with a source {got(branch.elements[0])}")
-                _validate(branch.elements, fmt, upstream=True, where="a tee branch")
-            continue
-        configure = getattr(element, "configure", None)
-        if callable(configure):
-            try:
-                result = configure(fmt or StreamFormat())
-            except GraphError:
-                raise
-            except (ValueError, TypeError) as exc:
-                raise GraphError(f"{stage_name(element)} does not fit after {fmt}: {exc}") from exc
-            fmt = result if isinstance(result, StreamFormat) else fmt
-    return fmt
+_RUNNERS: list[Runner] = []
 
 
-def _join_formats(block: Parallel, formats: list[StreamFormat | None]) -> StreamFormat:
-    rates = {f.sample_rate_hz for f in formats if f is not None and f.sample_rate_hz}
-    channels = [f.num_channels for f in formats if f is not None and f.num_channels]
-    if block.mode == "mix" and len(rates) > 1:
-        raise GraphError(
-            "mix() branches must share one sample rate: add filters.Resample(sample_rate_hz=...) to a branch "
-            f"{got(sorted(rates))}"
-        )
-    if len(rates) == 1:
-        return StreamFormat(rates.pop(), max(channels) if channels else None)
-    return StreamFormat()
+def set_runner(runner: Runner) -> None:
+    """Register what runs a graph (``import vkit`` does, with ``vkit.run`` and ``vkit.start``)."""
+    _RUNNERS[:] = [runner]
 
 
-# -- layout and rendering -----------------------------------------------------------------------
+def _runner() -> Runner:
+    if not _RUNNERS:
+        raise RuntimeError("no runner registered: import vkit (not only vkit.graph) to run a graph")
+    return _RUNNERS[0]
 
 
-@dataclass
-class _Node:
-    name: str
-    kind: str
-    cls: str
-    params: dict[str, Any] = field(default_factory=dict)
-    latency_ms: float | None = None
-    obj: object = None
+# -- rendering ------------------------------------------------------------------------------------
 
 
-class _Layout:
-    """Flattens the nested structure into nodes and edges, with unique names."""
-
-    def __init__(self) -> None:
-        self.nodes: list[_Node] = []
-        self.edges: list[tuple[int, int]] = []
-        self._names: dict[str, int] = {}
-
-    def _add(self, obj: object, kind: str, name: str | None = None) -> int:
-        base = name or stage_name(obj)
-        count = self._names.get(base, 0) + 1
-        self._names[base] = count
-        unique = base if count == 1 else f"{base}#{count}"
-        latency = getattr(obj, "latency_ms", None)
-        params = describe_stage(obj) if kind in ("source", "sync", "async") else {}
-        self.nodes.append(
-            _Node(unique, kind, type(obj).__name__, params, latency if isinstance(latency, (int, float)) else None, obj)
-        )
-        return len(self.nodes) - 1
-
-    def add_chain(self, elements: list[object], previous: list[int]) -> list[int]:
-        for element in elements:
-            if isinstance(element, Buffer):
-                continue
-            if isinstance(element, Tee):
-                node = self._add(element, "tee", "tee")
-                self.edges += [(p, node) for p in previous]
-                for branch in element.branches:
-                    self.add_chain(branch.elements, [node])
-                previous = [node]
-            elif isinstance(element, Parallel):
-                fork = self._add(element, "fork", "fork")
-                self.edges += [(p, fork) for p in previous]
-                ends: list[int] = []
-                for branch in element.branches:
-                    ends += self.add_chain(branch.elements, [] if _starts_with_source(branch) else [fork])
-                join = self._add(element, element.mode, element.mode)
-                self.edges += [(e, join) for e in ends]
-                previous = [join]
-            else:
-                node = self._add(element, stage_kind(element))
-                self.edges += [(p, node) for p in previous]
-                previous = [node]
-        return previous
-
-
-def _text(elements: list[object]) -> str:
-    parts = []
-    for element in elements:
-        if isinstance(element, Buffer):
-            parts.append(f"[buffer {element.max_items} {element.policy}]")
-        elif isinstance(element, Tee):
-            parts.append("tee(" + ", ".join(_text(b.elements) for b in element.branches) + ")")
-        elif isinstance(element, Parallel):
-            parts.append(f"{element.mode}(" + ", ".join(_text(b.elements) for b in element.branches) + ")")
+def _text(parts: tuple[Part, ...]) -> str:
+    out = []
+    for part in parts:
+        if isinstance(part, PlanTee):
+            out.append("tee(" + ", ".join(_text(b) for b in part.branches) + ")")
+        elif isinstance(part, PlanJoin):
+            channel = part.join.channel
+            prefix = f"[buffer {channel.max_items} {channel.policy}] | " if channel and channel.explicit else ""
+            out.append(f"{prefix}{part.mode}(" + ", ".join(_text(b) for b in part.branches) + ")")
         else:
-            parts.append(_stage_label(element))
-    return " | ".join(parts)
+            label = _stage_label(part)
+            if part.channel is not None and part.channel.explicit:
+                label = f"[buffer {part.channel.max_items} {part.channel.policy}] | {label}"
+            out.append(label)
+    return " | ".join(out)
 
 
-def _stage_label(obj: object) -> str:
-    params = describe_stage(obj)
-    shown = ", ".join(f"{k}={v!r}" for k, v in list(params.items())[:3])
-    return f"{stage_name(obj)}({shown})"
+def _stage_label(node: PlanNode) -> str:
+    shown = ", ".join(f"{k}={v!r}" for k, v in list(node.params.items())[:3])
+    return f"{node.name}({shown})"
 
 
 _COLOURS = {
@@ -421,7 +309,7 @@ _COLOURS = {
 }
 
 
-def _svg(nodes: list[_Node], edges: list[tuple[int, int]]) -> str:
+def _svg(nodes: list[PlanNode], edges: list[tuple[int, int]]) -> str:
     rank = [0] * len(nodes)
     for _ in range(len(nodes)):  # longest path from a source; graphs are small
         for a, b in edges:

@@ -13,21 +13,23 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vkit import display
 from vkit.channels import END, Channel
 from vkit.clock import SessionClock, VirtualClock
 from vkit.errors import ConfigError, StageError, got
 from vkit.frames import AudioFrame, Event, Item, Marker
-from vkit.graph import Buffer, Chain, Parallel, Tee, _starts_with_source
+from vkit.plan import GraphPlan, Part, PlanJoin, PlanNode, PlanTee
 from vkit.session import Session, StageStats
-from vkit.stage import StreamFormat, accepted_types, as_items, stage_kind, stage_name
+from vkit.stage import PlayoutTracker, StreamFormat, accepted_types, as_items
 
 __all__ = ["run", "arun", "start", "Handle", "StageContext"]
 
@@ -189,7 +191,8 @@ class StageContext:
     """The runtime, as one asynchronous stage (or source) sees it."""
 
     def __init__(self, name: str, session: Session, tail: _Tail, inbox: Channel | None,
-                 stats: StageStats, input_format: StreamFormat | None, is_source: bool) -> None:
+                 stats: StageStats, input_format: StreamFormat | None, is_source: bool,
+                 playout: _PlayoutLinks) -> None:
         self.name = name
         self.session = session
         self.clock = session.clock
@@ -200,6 +203,7 @@ class StageContext:
         self._is_source = is_source
         self._input_streams: set[str] = set()
         self._started_streams: set[str] = set()
+        self._playout = playout
 
     async def receive(self) -> Item | None:
         """The next item from upstream, or None at the end of the stream."""
@@ -245,115 +249,106 @@ class StageContext:
         self.session.publish(event)
         return event
 
+    def provide_playout(self, tracker: PlayoutTracker) -> None:
+        """A playing sink: what it really played, for the stage the plan links to it (barge-in)."""
+        self._playout.provide(self.name, tracker)
 
-# -- compiling a graph into tasks -------------------------------------------------------------------
+    def linked_playout(self) -> PlayoutTracker | None:
+        """A stage with ``uses_playout``: the linked sink's tracker, once that sink has started playing."""
+        return self._playout.linked(self.name)
 
 
-class _Plan:
-    """The tasks of one run, built from the graph's structure."""
+# -- compiling a plan into tasks --------------------------------------------------------------------
 
-    def __init__(self, graph: Chain, session: Session) -> None:
+
+class _Tasks:
+    """The tasks of one run, built by walking the plan's parts once."""
+
+    def __init__(self, plan: GraphPlan, session: Session) -> None:
+        self.plan = plan
         self.session = session
-        self.tasks: list[tuple[str, Any]] = []  # (stage name, coroutine factory)
+        self.tasks: list[tuple[str, Any]] = []  # (node name, coroutine factory)
         self.stage_objects: list[tuple[str, Any, StageContext]] = []
-        self._names: dict[str, int] = {}
-        self._pending_buffer: Buffer | None = None
-        self._compile(graph.elements, None, None)
+        self.playout = _PlayoutLinks(plan)
+        self._compile(plan.root, None)
 
-    def _name(self, obj: object) -> str:
-        base = stage_name(obj)
-        count = self._names.get(base, 0) + 1
-        self._names[base] = count
-        return base if count == 1 else f"{base}#{count}"
+    def _stats(self, node: PlanNode, kind: str) -> StageStats:
+        return self.session.stats_for(node.name, kind, node.latency_ms)
 
-    def _channel(self, name: str, default_policy: str = "block") -> Channel:
-        buffer = self._pending_buffer
-        self._pending_buffer = None
-        if buffer is not None:
-            return Channel(name, buffer.max_items, buffer.policy)
-        return Channel(name, 256, default_policy)  # type: ignore[arg-type]
+    def _context(self, node: PlanNode, tail: _Tail, inbox: Channel | None, stats: StageStats,
+                 is_source: bool) -> StageContext:
+        return StageContext(node.name, self.session, tail, inbox, stats, node.input_format, is_source, self.playout)
 
-    def _compile(self, elements: list[object], tail: _Tail | None, fmt: StreamFormat | None) -> _Tail | None:
-        for element in elements:
-            if isinstance(element, Buffer):
-                self._pending_buffer = element
-                continue
-            if isinstance(element, Tee):
+    def _compile(self, parts: tuple[Part, ...], tail: _Tail | None) -> _Tail | None:
+        for part in parts:
+            if isinstance(part, PlanTee):
                 assert tail is not None
-                for branch in element.branches:
+                for branch in part.branches:
                     branch_tail = _Tail()
                     tail.branches.append(branch_tail)
-                    self._compile(branch.elements, branch_tail, fmt)
+                    self._compile(branch, branch_tail)
                 continuation = _Tail()
                 tail.branches.append(continuation)
                 tail = continuation
-                continue
-            if isinstance(element, Parallel):
-                tail, fmt = self._compile_parallel(element, tail, fmt)
-                continue
-            kind = stage_kind(element)
-            name = self._name(element)
-            latency = getattr(element, "latency_ms", None)
-            stats = self.session.stats_for(name, kind, latency if isinstance(latency, (int, float)) else None)
-            if kind == "sync":
+            elif isinstance(part, PlanJoin):
+                tail = self._compile_join(part, tail)
+            elif part.kind == "sync":
                 assert tail is not None
-                tail.steps.append(_Step(element, name, stats, self.session))
-                self.stage_objects.append((name, element, StageContext(name, self.session, tail, None, stats, fmt, False)))
-                fmt = _output_format(element, fmt)
-                continue
-            new_tail = _Tail()
-            if kind == "source":
-                ctx = StageContext(name, self.session, new_tail, None, stats, None, True)
-                fmt = getattr(element, "format", None)
+                stats = self._stats(part, "sync")
+                tail.steps.append(_Step(part.obj, part.name, stats, self.session))
+                self.stage_objects.append((part.name, part.obj, self._context(part, tail, None, stats, False)))
             else:
-                assert tail is not None
-                live = getattr(element, "live", False)
-                channel = self._channel(name, "drop_oldest" if live else "block")
-                stats.channel = channel
-                tail.outlets.append(_Outlet(channel))
-                ctx = StageContext(name, self.session, new_tail, channel, stats, fmt, False)
-            self.stage_objects.append((name, element, ctx))
-            if kind != "source":
-                fmt = _output_format(element, fmt)
-            self.tasks.append((name, _stage_task(element, ctx, new_tail)))
-            tail = new_tail
+                stats = self._stats(part, part.kind)
+                new_tail = _Tail()
+                if part.kind == "source":
+                    ctx = self._context(part, new_tail, None, stats, True)
+                else:
+                    assert tail is not None and part.channel is not None
+                    channel = Channel(part.name, part.channel.max_items, part.channel.policy)
+                    stats.channel = channel
+                    tail.outlets.append(_Outlet(channel))
+                    ctx = self._context(part, new_tail, channel, stats, False)
+                self.stage_objects.append((part.name, part.obj, ctx))
+                self.tasks.append((part.name, _stage_task(part.obj, ctx, new_tail)))
+                tail = new_tail
         return tail
 
-    def _compile_parallel(self, block: Parallel, tail: _Tail | None,
-                          fmt: StreamFormat | None) -> tuple[_Tail, StreamFormat | None]:
-        join_name = self._unique(block.mode)
-        channel = self._channel(join_name)
-        for index, branch in enumerate(block.branches):
-            if _starts_with_source(branch):
-                end = self._compile(branch.elements, None, None)
+    def _compile_join(self, join: PlanJoin, tail: _Tail | None) -> _Tail:
+        spec = join.join.channel
+        assert spec is not None
+        channel = Channel(join.join.name, spec.max_items, spec.policy)
+        for index, (branch, sourced) in enumerate(zip(join.branches, join.sourced, strict=True)):
+            if sourced:
+                end = self._compile(branch, None)
             else:
                 assert tail is not None
                 start = _Tail()
                 tail.branches.append(start)
-                end = self._compile(branch.elements, start, fmt)
+                end = self._compile(branch, start)
             assert end is not None
-            end.outlets.append(_Outlet(channel, index if block.mode == "mix" else None))
-        stats = self.session.stats_for(join_name, "sync")
+            end.outlets.append(_Outlet(channel, index if join.mode == "mix" else None))
+        stats = self.session.stats_for(join.join.name, "sync")
         stats.channel = channel
         new_tail = _Tail()
-        if block.mode == "mix":
-            mixer = _Mixer(len(block.branches), block.stream)
-            new_tail.steps.append(_Step(mixer, join_name, stats, self.session))
-        self.tasks.append((join_name, _pump_task(channel, new_tail, stats)))
-        return new_tail, fmt
-
-    def _unique(self, base: str) -> str:
-        count = self._names.get(base, 0) + 1
-        self._names[base] = count
-        return base if count == 1 else f"{base}#{count}"
+        if join.mode == "mix":
+            new_tail.steps.append(_Step(_Mixer(len(join.branches), join.stream), join.join.name, stats, self.session))
+        self.tasks.append((join.join.name, _pump_task(channel, new_tail, stats)))
+        return new_tail
 
 
-def _output_format(obj: Any, fmt: StreamFormat | None) -> StreamFormat | None:
-    configure = getattr(obj, "configure", None)
-    if not callable(configure):
-        return fmt
-    result = configure(fmt or StreamFormat())
-    return result if isinstance(result, StreamFormat) else fmt
+class _PlayoutLinks:
+    """The plan's playout side links for one run: a playing sink provides, a linked stage reads."""
+
+    def __init__(self, plan: GraphPlan) -> None:
+        self._providers = {link.source: link.target for link in plan.links if link.kind == "playout"}
+        self._trackers: dict[str, PlayoutTracker] = {}
+
+    def provide(self, name: str, tracker: PlayoutTracker) -> None:
+        self._trackers[name] = tracker
+
+    def linked(self, name: str) -> PlayoutTracker | None:
+        target = self._providers.get(name)
+        return self._trackers.get(target) if target is not None else None
 
 
 def _stage_task(obj: Any, ctx: StageContext, tail: _Tail) -> Any:
@@ -462,6 +457,8 @@ def _join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # -- running ------------------------------------------------------------------------------------------
 
+Attach = Callable[[Session], object]  # called with the new session before any stage runs
+
 
 def _make_clock(clock: SessionClock | str | None) -> SessionClock:
     if clock is None or clock == "system":
@@ -473,13 +470,21 @@ def _make_clock(clock: SessionClock | str | None) -> SessionClock:
     raise ConfigError(f"clock must be 'system', 'virtual' or a SessionClock {got(clock)}")
 
 
-def _new_session(graph: object, clock: SessionClock | str | None, ground_truth: Any) -> tuple[Chain, Session]:
-    chain = Chain.of(graph)
-    chain.validate()
-    session = Session(_make_clock(clock), graph=chain)
+def _prepare(graph: object, clock: SessionClock | str | None, ground_truth: Any,
+             attach: Sequence[Attach]) -> tuple[GraphPlan, Session]:
+    plan = GraphPlan(graph)
+    session_clock = _make_clock(clock)
+    if session_clock.virtual:
+        real = [n.name for n in plan.stages() if getattr(n.obj, "requires_real_clock", False)]
+        if real:
+            raise ConfigError(f"{', '.join(real)} cannot be measured on the virtual clock (they wait on a real "
+                              f"device, browser or remote server): run with the system clock {got(clock)}")
+    session = Session(session_clock, graph=plan.describe())
     if ground_truth is not None:
         session.ground_truth_segments_ms = _load_ground_truth(ground_truth)
-    return chain, session
+    for hook in attach:
+        hook(session)
+    return plan, session
 
 
 def _load_ground_truth(ground_truth: Any) -> list[tuple[float, float]]:
@@ -495,13 +500,12 @@ def _load_ground_truth(ground_truth: Any) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in ground_truth]
 
 
-async def _execute(chain: Chain, session: Session, record: str | Path | None) -> Session:
-    plan = _Plan(chain, session)
-    recorder = _open_recorder(record, chain, session) if record is not None else None
+async def _execute(plan: GraphPlan, session: Session, timeout_s: float | None = None) -> Session:
+    tasks = _Tasks(plan, session)
     opened: list[tuple[str, Any]] = []
-    outcome = "failed"
+    status, error = "error", None
     try:
-        for name, obj, ctx in plan.stage_objects:
+        for name, obj, ctx in tasks.stage_objects:
             reset = getattr(obj, "reset", None)
             if callable(reset):  # every run starts from a clean state, so a graph can run again
                 reset()
@@ -512,42 +516,45 @@ async def _execute(chain: Chain, session: Session, record: str | Path | None) ->
                 except Exception as exc:
                     raise StageError(name, exc) from exc
             opened.append((name, obj))
-        await _run_tasks(plan)
-        outcome = "complete"
-    except asyncio.CancelledError:
-        outcome = "stopped"
+        try:
+            async with asyncio.timeout(timeout_s):
+                await _run_tasks(tasks)
+        except TimeoutError:
+            status = "timeout"
+            raise TimeoutError(f"the graph did not finish within timeout_s {got(timeout_s)}") from None
+        status = "complete"
+    except asyncio.CancelledError as exc:
+        status = "timeout" if exc.args == ("timeout",) else "stopped"
         raise
     except BaseException as exc:
-        session.error = exc
+        error = exc
         raise
     finally:
-        session.status = outcome
         close_error = _close_all(opened)
-        if recorder is not None:
-            _close_recorder(recorder, session, "incomplete" if outcome == "failed" else "complete")
-        if close_error is not None and outcome == "complete":
-            session.status = "failed"
-            session.error = close_error
-            raise close_error
+        if close_error is not None and status == "complete":
+            status, error = "error", close_error
+        finish_error = session.finish(status, error)
+        if status == "complete" and (close_error or finish_error):
+            raise (close_error or finish_error)  # type: ignore[misc]
     return session
 
 
-async def _run_tasks(plan: _Plan) -> None:
-    tasks = {asyncio.ensure_future(factory()): name for name, factory in plan.tasks}
+async def _run_tasks(tasks: _Tasks) -> None:
+    running = {asyncio.ensure_future(factory()): name for name, factory in tasks.tasks}
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        done, pending = await asyncio.wait(running, return_when=asyncio.FIRST_EXCEPTION)
     except asyncio.CancelledError:
-        await _cancel(tasks)
+        await _cancel(running)
         raise
     failed = [t for t in done if not t.cancelled() and t.exception() is not None]
     if failed:
         await _cancel(pending)
-        first = min(failed, key=lambda t: list(tasks).index(t))
+        first = min(failed, key=lambda t: list(running).index(t))
         error = first.exception()
         assert error is not None
         if isinstance(error, StageError):
             raise error
-        raise StageError(tasks[first], error) from error
+        raise StageError(running[first], error) from error
 
 
 async def _cancel(tasks: Any) -> None:
@@ -570,48 +577,26 @@ def _close_all(opened: list[tuple[str, Any]]) -> BaseException | None:
     return first
 
 
-def _open_recorder(path: str | Path, chain: Chain, session: Session) -> Any:
-    from vkit.recording import Recorder
-
-    recorder = Recorder(path, manifest={"graph": chain.describe()})
-    session.recording_path = str(path)
-    session.subscribe(recorder.write)
-    return recorder
-
-
-def _close_recorder(recorder: Any, session: Session, status: str) -> None:
-    try:
-        recorder.write_turns(session.turns)
-    except Exception:  # the turn table is derived data; the recording itself must still close
-        log.exception("writing turns.csv failed")
-    finally:
-        recorder.close(status)
-
-
-async def arun(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
-               ground_truth: Any = None) -> Session:
+async def arun(graph: object, *, clock: SessionClock | str | None = None, ground_truth: Any = None,
+               timeout_s: float | None = None, attach: Sequence[Attach] = ()) -> Session:
     """Run ``graph`` on the caller's event loop; returns the Session when every stage has finished."""
-    chain, session = _new_session(graph, clock, ground_truth)
-    return await _execute(chain, session, record)
+    plan, session = _prepare(graph, clock, ground_truth, attach)
+    return await _execute(plan, session, timeout_s)
 
 
-def run(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
-        ground_truth: Any = None, timeout_s: float | None = None) -> Session:
+def run(graph: object, *, clock: SessionClock | str | None = None, ground_truth: Any = None,
+        timeout_s: float | None = None, attach: Sequence[Attach] = ()) -> Session:
     """Run ``graph`` to the end and return its Session.
 
     Works in a plain script and inside a notebook cell whose event loop is already running (the graph
-    then runs on the engine thread and only this cell waits). Ctrl-C stops the graph cleanly and
-    finalises the recording.
+    then runs on the engine thread and only this cell waits). Ctrl-C stops the graph cleanly.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        chain, session = _new_session(graph, clock, ground_truth)
-        coro = _execute(chain, session, record)
-        if timeout_s is not None:
-            coro = asyncio.wait_for(coro, timeout_s)
-        return asyncio.run(coro)
-    return start(graph, record=record, clock=clock, ground_truth=ground_truth).wait(timeout_s)
+        plan, session = _prepare(graph, clock, ground_truth, attach)
+        return asyncio.run(_execute(plan, session, timeout_s))
+    return start(graph, clock=clock, ground_truth=ground_truth, attach=attach).wait(timeout_s)
 
 
 class _Engine:
@@ -636,29 +621,31 @@ class _Engine:
 class Handle:
     """A graph running on the engine thread: ``stop()``, ``wait()``, ``done()``, ``session``."""
 
-    def __init__(self, chain: Chain, session: Session, record: str | Path | None) -> None:
+    def __init__(self, plan: GraphPlan, session: Session) -> None:
         self.session = session
-        self.graph = chain
+        self.plan = plan
         self._engine = _Engine.get()
         self._task: asyncio.Task[Session] | None = None
         self._started = threading.Event()
         self._future: concurrent.futures.Future[Session] = asyncio.run_coroutine_threadsafe(
-            self._main(chain, session, record), self._engine.loop
-        )
+            self._main(plan, session), self._engine.loop)
 
-    async def _main(self, chain: Chain, session: Session, record: str | Path | None) -> Session:
+    async def _main(self, plan: GraphPlan, session: Session) -> Session:
         self._task = asyncio.current_task()  # type: ignore[assignment]
         self._started.set()
-        return await _execute(chain, session, record)
+        return await _execute(plan, session)
 
     def done(self) -> bool:
         return self._future.done()
 
     def stop(self, timeout_s: float = 10.0) -> Session:
-        """Stop every stage, finalise the recording, and return the session."""
+        """Stop every stage, finalise what is attached (the recording), and return the session."""
+        return self._stop("stopped", timeout_s)
+
+    def _stop(self, reason: str, timeout_s: float = 10.0) -> Session:
         self._started.wait(timeout_s)
         if not self._future.done() and self._task is not None:
-            self._engine.loop.call_soon_threadsafe(self._task.cancel)
+            self._engine.loop.call_soon_threadsafe(self._task.cancel, reason)
         try:
             self._future.result(timeout_s)
         except (concurrent.futures.CancelledError, asyncio.CancelledError):
@@ -666,16 +653,21 @@ class Handle:
         return self.session
 
     def wait(self, timeout_s: float | None = None) -> Session:
-        """Block until the graph ends; re-raises the first stage failure. Ctrl-C stops the graph."""
+        """Block until the graph ends; re-raises the first stage failure.
+
+        Ctrl-C (a notebook's Interrupt) stops the graph and returns the session after one line on
+        stderr saying what stopped; ``timeout_s`` stops it too and raises TimeoutError.
+        """
         try:
             return self._future.result(timeout_s)
         except concurrent.futures.CancelledError:
             return self.session
         except KeyboardInterrupt:
             self.stop()
-            raise
+            print(f"vkit: interrupted; {self.session.summary_line()}", file=sys.stderr)
+            return self.session
         except concurrent.futures.TimeoutError:
-            self.stop()
+            self._stop("timeout")
             raise TimeoutError(f"the graph did not finish within timeout_s {got(timeout_s)}") from None
 
     result = wait
@@ -688,16 +680,11 @@ class Handle:
         return f"Handle({state}, {self.session!r})"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        try:
-            from vkit.widgets import LatencyInspector
-
-            return LatencyInspector(self.session)._repr_mimebundle_(include=include, exclude=exclude)
-        except ImportError:
-            return {"text/plain": repr(self)}
+        return display.mimebundle(self, include=include, exclude=exclude)
 
 
-def start(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
-          ground_truth: Any = None) -> Handle:
+def start(graph: object, *, clock: SessionClock | str | None = None, ground_truth: Any = None,
+          attach: Sequence[Attach] = ()) -> Handle:
     """Start ``graph`` on the engine thread and return a Handle at once."""
-    chain, session = _new_session(graph, clock, ground_truth)
-    return Handle(chain, session, record)
+    plan, session = _prepare(graph, clock, ground_truth, attach)
+    return Handle(plan, session)

@@ -1,11 +1,18 @@
-"""The live (or finished) record of one run: clock, events, stage statistics, playout, turns."""
+"""The live record of one run (``Session``) and the value it leaves (``SessionRecord``).
+
+A ``Session`` is the bus of a running graph: stages publish events, subscribers (the recorder,
+widgets) follow them, and ``turns`` is the latency table so far. When the run ends, whatever is
+attached (a recorder) is finalised by ``finish``. A session pickles as its ``SessionRecord``: the
+events the turn table needs, stage statistics, status, labels; that is what a worker process sends
+back, and what a loaded recording gives too (``LoadedSession.record()``).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -13,21 +20,9 @@ from vkit.clock import SessionClock
 from vkit.frames import Event, Item, SpeechStarted, SpeechStopped
 from vkit.latency import TurnEvents, compute_turns
 
-__all__ = ["Session", "StageStats", "PlayoutTracker"]
+__all__ = ["Session", "SessionRecord", "StageStats", "speech_segments"]
 
 log = logging.getLogger(__name__)
-
-
-class PlayoutTracker(Protocol):
-    """What a playing sink registers in ``session.playout[stream]``."""
-
-    def played_sample(self, now_ns: int) -> int:
-        """Samples of the stream actually played by ``now_ns``."""
-        ...
-
-    def flush(self) -> None:
-        """Drop everything queued but not yet played (barge-in)."""
-        ...
 
 
 class StageStats:
@@ -78,6 +73,71 @@ class StageStats:
         return out
 
 
+def speech_segments(events: Iterable[Event], stream: str = "input") -> list[tuple[float, float]]:
+    """The VAD's (start_ms, end_ms) pairs on ``stream``, in media time (the one place they are paired)."""
+    segments: list[tuple[float, float]] = []
+    start: float | None = None
+    for event in events:
+        if isinstance(event, SpeechStarted) and event.stream == stream:
+            start = event.ms
+        elif isinstance(event, SpeechStopped) and event.stream == stream and start is not None:
+            segments.append((start, event.ms))
+            start = None
+    return segments
+
+
+class SessionRecord:
+    """A finished run as a value: picklable, comparable, with the turn table and speech segments.
+
+    ``events`` holds the events the turn table and the speech segments are computed from (not every
+    audio chunk: the recording has those); ``stages`` the per-stage statistics; ``error`` the
+    failure as text ("StageError: ...") or None.
+    """
+
+    def __init__(self, *, status: str, events: list[Event], stages: dict[str, dict[str, Any]],
+                 error: str | None = None, ground_truth_segments_ms: list[tuple[float, float]] | None = None,
+                 recording_path: str | None = None, graph: dict[str, Any] | None = None,
+                 origin_unix_s: float | None = None) -> None:
+        self.status = status
+        self.events = events
+        self.stages = stages
+        self.error = error
+        self.ground_truth_segments_ms = ground_truth_segments_ms
+        self.recording_path = recording_path
+        self.graph = graph
+        self.origin_unix_s = origin_unix_s
+        self._turns: Any = None
+
+    @property
+    def turns(self) -> Any:
+        """The per-turn latency table (design section 7)."""
+        if self._turns is None:
+            self._turns = compute_turns(self.events, ground_truth_segments_ms=self.ground_truth_segments_ms)
+        return self._turns
+
+    def speech_segments(self, stream: str = "input") -> list[tuple[float, float]]:
+        """The VAD's (start_ms, end_ms) pairs on ``stream``, in media time."""
+        return speech_segments(self.events, stream)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_turns"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _turns=None)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SessionRecord):
+            return NotImplemented
+        return (self.status, self.error, self.turns, self.speech_segments()) == (
+            other.status, other.error, other.turns, other.speech_segments())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"SessionRecord(status={self.status!r}, num_turns={len(self.turns)}, "
+                f"num_events={len(self.events)}, recording={self.recording_path!r})")
+
+
 class Session:
     """Everything a run produced, available while it runs and after.
 
@@ -89,7 +149,6 @@ class Session:
         self.clock = clock or SessionClock()
         self.graph = graph
         self.events: list[Event] = []
-        self.playout: dict[str, PlayoutTracker] = {}
         self._stages: dict[str, StageStats] = {}
         self._subscribers: list[Callable[[Item], None]] = []
         self._lock = threading.Lock()
@@ -99,6 +158,7 @@ class Session:
         self.ground_truth_segments_ms: list[tuple[float, float]] | None = None
         self._turn_events = TurnEvents()
         self._turns_cache: tuple[int, Any] | None = None
+        self._finalizers: list[Callable[[Session], None]] = []
 
     # -- the bus ----------------------------------------------------------------------------------
 
@@ -136,25 +196,56 @@ class Session:
         cached = self._turns_cache
         if cached is not None and cached[0] == len(events):
             return cached[1]
-        turns = compute_turns(events, ground_truth_segments_ms=self.ground_truth_segments_ms,
-                              stage_latencies_ms=self.stage_latencies_ms())
+        turns = compute_turns(events, ground_truth_segments_ms=self.ground_truth_segments_ms)
         self._turns_cache = (len(events), turns)
         return turns
 
-    def stage_latencies_ms(self) -> dict[str, float]:
-        return {n: s.latency_ms for n, s in self._stages.items() if s.latency_ms}
-
     def speech_segments(self, stream: str = "input") -> list[tuple[float, float]]:
         """The VAD's (start_ms, end_ms) pairs on ``stream``, in media time."""
-        segments: list[tuple[float, float]] = []
-        start: float | None = None
-        for event in self.events:
-            if isinstance(event, SpeechStarted) and event.stream == stream:
-                start = event.ms
-            elif isinstance(event, SpeechStopped) and event.stream == stream and start is not None:
-                segments.append((start, event.ms))
-                start = None
-        return segments
+        with self._lock:
+            events = list(self._turn_events.events)
+        return speech_segments(events, stream)
+
+    # -- the end of a run ---------------------------------------------------------------------------
+
+    def on_finish(self, callback: Callable[[Session], None]) -> None:
+        """Call ``callback(session)`` once the run has ended and ``status`` is final (a recorder closes)."""
+        self._finalizers.append(callback)
+
+    def finish(self, status: str, error: BaseException | None = None) -> BaseException | None:
+        """Set the final status and run the finish callbacks; returns the first callback failure."""
+        self.status = status
+        if error is not None:
+            self.error = error
+        first: BaseException | None = None
+        for callback in self._finalizers:
+            try:
+                callback(self)
+            except Exception as exc:  # every callback runs; the first failure is reported
+                log.exception("finishing the session: %r failed", callback)
+                first = first or exc
+        return first
+
+    def summary_line(self) -> str:
+        """One line: status, turns so far, and where the recording is."""
+        turns = self.turns
+        answered = sum(1 for t in turns if t.first_audio_received_ms is not None)
+        where = f"; recording {self.recording_path} marked {self.status}" if self.recording_path else ""
+        return f"session {self.status} after {len(turns)} turn(s), {answered} answered{where}"
+
+    def record(self) -> SessionRecord:
+        """This session as a value (what pickling a Session gives)."""
+        with self._lock:
+            events = list(self._turn_events.events)
+        error = None if self.error is None else f"{type(self.error).__name__}: {self.error}"
+        return SessionRecord(status=self.status, events=events, stages=self.stages, error=error,
+                             ground_truth_segments_ms=self.ground_truth_segments_ms,
+                             recording_path=self.recording_path, graph=self.graph,
+                             origin_unix_s=self.clock.origin_unix_s)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        record = self.record()
+        return (_restore_record, (record.__getstate__(),))
 
     def events_of(self, kind: type[Event]) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]
@@ -170,3 +261,9 @@ class Session:
         table = turns._repr_html_() if hasattr(turns, "_repr_html_") else f"<pre>{turns!r}</pre>"
         return f"<div><b>vkit session</b> {self.status}, {len(self.events)} events</div>{table}"
 
+
+
+def _restore_record(state: dict[str, Any]) -> SessionRecord:
+    record = SessionRecord.__new__(SessionRecord)
+    record.__setstate__(state)
+    return record

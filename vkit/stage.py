@@ -2,7 +2,10 @@
 
 A *sync stage* has ``process(item)``; an *async stage* has ``async def run(ctx)``; a *source* is an
 async stage with no upstream and a ``format``. Everything else (``accepts``, ``flush``, ``reset``,
-``latency_ms``, ``configure``, ``open``, ``close``) is optional. Stages are duck-typed: the Protocols
+``latency_ms``, ``configure``, ``open``, ``close``) is optional, and so are three declarations the
+plan reads: ``provides_playout = "output"`` (a sink that really plays that stream),
+``uses_playout = "output"`` (a stage that truncates at what was played: linked to that sink), and
+``requires_real_clock = True`` (a device, a browser or a remote peer: refused on the virtual clock). Stages are duck-typed: the Protocols
 below say what the runtime calls, no base class is needed. This module imports nothing above the
 data model; the DSL (``|``, ``tee``, ...) is ``vkit.graph``.
 """
@@ -18,7 +21,7 @@ from vkit.clock import SessionClock
 from vkit.errors import GraphError, got
 from vkit.frames import AudioFrame, Event, Item
 
-__all__ = ["StreamFormat", "StageKind", "SyncStage", "AsyncStage", "Source", "Context", "stage_kind", "stage_name",
+__all__ = ["StreamFormat", "StageKind", "SyncStage", "AsyncStage", "Source", "Context", "PlayoutTracker", "stage_kind", "stage_name",
            "describe_stage", "accepted_types", "as_items"]
 
 StageKind = Literal["source", "sync", "async"]
@@ -44,6 +47,18 @@ class SyncStage(Protocol):
     def process(self, item: Any) -> Any: ...
 
 
+class PlayoutTracker(Protocol):
+    """What a playing sink provides: how much of its stream was really played (for barge-in)."""
+
+    def played_sample(self, now_ns: int) -> int:
+        """Samples of the stream actually played by ``now_ns``."""
+        ...
+
+    def flush(self) -> None:
+        """Drop everything queued but not yet played (barge-in)."""
+        ...
+
+
 class Context(Protocol):
     """What an asynchronous stage or a source sees of the runtime while it runs."""
 
@@ -63,6 +78,14 @@ class Context(Protocol):
 
     def publish(self, event: Event) -> Event:
         """Put an event on the session record without sending it downstream."""
+        ...
+
+    def provide_playout(self, tracker: PlayoutTracker) -> None:
+        """For a sink with ``provides_playout = stream``: what it really plays, for linked stages."""
+        ...
+
+    def linked_playout(self) -> PlayoutTracker | None:
+        """For a stage with ``uses_playout = stream``: the tracker of the sink the plan linked it to."""
         ...
 
 

@@ -73,4 +73,4 @@ def test_virtual_speaker_announces_when_sound_really_starts_and_stops():
     assert [p.state for p in playouts] == ["started", "stopped"]
     assert playouts[0].t_ns == 20_000_000 + 60_000_000   # first frame complete at 20 ms, then the prebuffer
     assert playouts[1].sample == 24_000
-    assert session.playout["input"].played_sample(playouts[1].t_ns) == 24_000
+    assert speaker.model.played_sample(playouts[1].t_ns) == 24_000

@@ -52,7 +52,7 @@ def test_the_player_sink_models_playout_and_forwards_audio_and_flushes():
     assert len(audio) == 25 and sink.widget.num_sent_samples == 12_000
     states = [(p.state, p.t_ns) for p in session.events_of(Playout)]
     assert states == [("started", 20_000_000 + 80_000_000), ("stopped", 20_000_000 + 80_000_000 + 500_000_000)]
-    tracker = session.playout["output"]
+    tracker = sink.tracker
     assert tracker.played_sample(20_000_000 + 80_000_000 + 100_000_000) == 2400
     tracker.flush()
     assert sent[-1][0]["content"] == {"type": "flush"}

@@ -36,7 +36,7 @@ class Resample(Filter):
         self.quality = quality
         self._input_rate: int | None = None
         self._num_channels: int | None = None
-        self._engine: soxr.ResampleStream | _Polyphase | None = None
+        self._engine: soxr.ResampleStream | PolyphaseResampler | None = None
         self._position = 0
         self._origin = 0
         self._last: AudioFrame | None = None
@@ -51,7 +51,7 @@ class Resample(Filter):
         """Algorithmic delay: soxr's mean buffering, or the FIR's group delay."""
         rate = self._input_rate or 48_000
         if self.quality == "low_latency":
-            return _Polyphase(rate, self.sample_rate_hz, 1).delay_input_samples * 1000.0 / rate
+            return PolyphaseResampler(rate, self.sample_rate_hz, 1).delay_input_samples * 1000.0 / rate
         return _soxr_buffering_ms(rate, self.sample_rate_hz, _SOXR_QUALITY[self.quality])
 
     def process(self, frame: AudioFrame) -> AudioFrame | None:
@@ -65,7 +65,7 @@ class Resample(Filter):
         self._last = frame
         if frame.sample_rate_hz == self.sample_rate_hz:
             out = frame.samples
-        elif isinstance(self._engine, _Polyphase):
+        elif isinstance(self._engine, PolyphaseResampler):
             out = self._engine.process(frame.samples)
         else:
             assert self._engine is not None
@@ -75,7 +75,7 @@ class Resample(Filter):
     def flush(self) -> list[AudioFrame]:
         if self._last is None or self._engine is None or self._input_rate == self.sample_rate_hz:
             return []
-        if isinstance(self._engine, _Polyphase):
+        if isinstance(self._engine, PolyphaseResampler):
             out = self._engine.flush()
         else:
             empty = np.zeros((0, self._num_channels or 1), np.float32)
@@ -91,7 +91,7 @@ class Resample(Filter):
     def _start(self, rate: int, num_channels: int) -> None:
         self._input_rate, self._num_channels, self._position = rate, num_channels, 0
         if self.quality == "low_latency":
-            self._engine = _Polyphase(rate, self.sample_rate_hz, num_channels)
+            self._engine = PolyphaseResampler(rate, self.sample_rate_hz, num_channels)
         else:
             self._engine = soxr.ResampleStream(rate, self.sample_rate_hz, num_channels, dtype="float32",
                                                quality=_SOXR_QUALITY[self.quality])
@@ -101,7 +101,7 @@ class Resample(Filter):
             return None
         assert self._input_rate is not None
         source_position = self._origin + self._position * self._input_rate / self.sample_rate_hz
-        if isinstance(self._engine, _Polyphase):
+        if isinstance(self._engine, PolyphaseResampler):
             source_position -= self._engine.delay_input_samples
         out = output_frame(frame, np.ascontiguousarray(samples, np.float32), self._position, self.sample_rate_hz,
                            input_position=source_position)
@@ -121,7 +121,7 @@ def _soxr_buffering_ms(input_rate: int, output_rate: int, quality: str) -> float
     return float(np.mean(held_ms[5:]))
 
 
-class _Polyphase:
+class PolyphaseResampler:
     """A stateful polyphase FIR resampler (Kaiser window), equal to ``upfirdn`` on the whole signal."""
 
     TAPS_PER_PHASE = 48  # per unit of max(up, down): about 1 ms of group delay

@@ -52,11 +52,11 @@ def decode_event(text: str | bytes, direction: Literal["client", "server"], dial
     missing = [name for name in getattr(cls, "required", ()) if name not in data]
     if missing:
         raise RemoteProtocolError(f"{wire_type} is missing required parameter {missing[0]!r} {got(_preview(text))}",
-                                  ) if direction == "server" else _MissingParameter(wire_type, missing[0], data)
+                                  ) if direction == "server" else MissingParameter(wire_type, missing[0], data)
     return cls.from_dict(data)
 
 
-class _MissingParameter(RemoteProtocolError):
+class MissingParameter(RemoteProtocolError):
     """A client event without a required field (the server answers ``missing_required_parameter``)."""
 
     def __init__(self, wire_type: str, name: str, data: dict[str, Any]) -> None:

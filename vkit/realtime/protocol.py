@@ -16,7 +16,7 @@ from typing import Any
 
 from vkit.errors import LocalProtocolError, RemoteProtocolError, got
 from vkit.realtime import events as ev
-from vkit.realtime.codec import AUDIO_FORMATS, Dialect, _MissingParameter, decode_event, encode_event
+from vkit.realtime.codec import AUDIO_FORMATS, Dialect, MissingParameter, decode_event, encode_event
 from vkit.realtime.session_config import (
     default_session,
     from_beta,
@@ -226,7 +226,7 @@ class ServerProtocol:
         event_id = _event_id_of(text)
         try:
             event = decode_event(text, "client", self.dialect)
-        except _MissingParameter as exc:
+        except MissingParameter as exc:
             raise ClientEventError(self.error("missing_required_parameter", str(exc), param=exc.param,
                                               event_id=event_id)) from exc
         except RemoteProtocolError as exc:

@@ -99,6 +99,16 @@ class Realtime(Pipe):
         ``OPENAI_API_KEY`` from its own environment."""
         return {**self.__dict__, "_api_key": None}
 
+    @property
+    def uses_playout(self) -> str | None:
+        """Barge-in truncates at what the sink playing "output" really played (linked by the plan)."""
+        return "output" if self.barge_in else None
+
+    @property
+    def requires_real_clock(self) -> bool:
+        """A remote server keeps real time; the embedded one follows the session clock."""
+        return self.url is not None
+
     def describe(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "model": self.model, "turn_detection": self.turn_detection,
                 "dialect": self.dialect, "chunk_ms": self.chunk_ms, "sample_rate_hz": WIRE_RATE_HZ,
@@ -381,7 +391,7 @@ class _Session:
         item = self.played_items[-1]
         if item.item_id in self.truncated:
             return
-        tracker = self.ctx.session.playout.get("output")
+        tracker = self.ctx.linked_playout()
         if tracker is not None:
             played = tracker.played_sample(now_ns)
         else:  # no playing sink: assume real-time playout from the first delta

@@ -15,6 +15,7 @@ written readable, and is raised as ``RecordingError`` when the recording is clos
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import struct
@@ -28,8 +29,10 @@ import numpy as np
 from vkit.errors import RecordingError, got
 from vkit.frames import AudioFrame, Event, Item
 from vkit.graph import Pipe
+from vkit.session import Session
 
 SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 _SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
 _SECRET_VALUES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|ek_[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
 
@@ -132,6 +135,25 @@ class Recorder(Pipe):
         except OSError as exc:
             raise RecordingError(f"cannot create the recording ({exc.strerror or exc}) {got(str(self.path))}") from exc
 
+    @classmethod
+    def attach(cls, session: Session, path: str | Path) -> Recorder:
+        """Record ``session`` into ``path`` as it runs: every published item, then turns.csv and the final
+        status when the session finishes."""
+        recorder = cls(path, manifest={"graph": session.graph})
+        session.recording_path = str(path)
+        session.subscribe(recorder.write)
+        session.on_finish(recorder.finish)
+        return recorder
+
+    def finish(self, session: Session) -> None:
+        """Write the session's turn table and close with its final status (raises RecordingError)."""
+        try:
+            self.write_turns(session.turns)
+        except Exception:  # the turn table is derived data; the recording itself must still close
+            log.exception("writing turns.csv failed")
+        finally:
+            self.close(session.status)
+
     # -- writing ----------------------------------------------------------------------------------------
 
     def process(self, item: Item) -> Item:
@@ -216,6 +238,9 @@ class Recorder(Pipe):
 
 
 def _vkit_version() -> str:
-    import vkit
+    from importlib.metadata import PackageNotFoundError, version
 
-    return vkit.__version__
+    try:
+        return version("vkit")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "0.0.0+unknown"

@@ -50,6 +50,7 @@ class VirtualSpeaker(Pipe):
 
     def __init__(self, *, stream: str = "output", prebuffer_ms: float = 60.0) -> None:
         self.stream = stream
+        self.provides_playout = stream
         self.prebuffer_ms = prebuffer_ms
         self.model: PlayoutModel | None = None
 
@@ -66,8 +67,8 @@ class VirtualSpeaker(Pipe):
                 now_ns = ctx.clock.now_ns()
                 if self.model is None:
                     self.model = PlayoutModel(item.sample_rate_hz, self.prebuffer_ms)
-                    tracker = _ModelTracker(self.model, ctx, self.stream, self)
-                    ctx.session.playout[self.stream] = tracker
+                    self.tracker = _ModelTracker(self.model, ctx, self.stream, self)
+                    ctx.provide_playout(self.tracker)
                 self.on_frame(item)
                 started_ns = self.model.add(item.start_sample, item.num_samples, now_ns)
                 if started_ns is not None:
@@ -201,9 +202,12 @@ class Speaker(Pipe):
     front of the device; ``device_latency`` is PortAudio's own (``"low"``, ``"high"`` or seconds).
     """
 
+    requires_real_clock = True  # PortAudio's DAC clock
+
     def __init__(self, *, stream: str = "output", device: int | str | None = None, prebuffer_ms: float = 60.0,
                  device_latency: float | str = "low") -> None:
         self.stream = stream
+        self.provides_playout = stream
         self.device = device
         self.prebuffer_ms = prebuffer_ms
         self.device_latency = device_latency
@@ -236,7 +240,7 @@ class Speaker(Pipe):
 
                     output = sd.OutputStream(samplerate=rate, channels=item.num_channels, dtype="float32",
                                              device=self.device, callback=callback, latency=self.device_latency)
-                    ctx.session.playout[self.stream] = playback
+                    ctx.provide_playout(playback)
                     output.start()
                 playback.write(item)
             if playback is not None:  # the input ended: let the device play out what it holds

@@ -20,6 +20,8 @@ class Microphone(Pipe):
 
     live = True
 
+    requires_real_clock = True  # PortAudio's ADC clock
+
     def __init__(self, *, sample_rate_hz: int = 48_000, num_channels: int = 1, frame_ms: float = 20.0,
                  device: int | str | None = None, stream: str = "input") -> None:
         self.sample_rate_hz = sample_rate_hz

@@ -1,6 +1,8 @@
 """Notebook widgets (anywidget): the audio player, the latency inspector, the graph view, the VAD trace,
 and the browser microphone. Outside a notebook they print as text."""
 
+from vkit import display
+from vkit.runtime import Handle
 from vkit.widgets.graph_view import GraphView
 from vkit.widgets.inspector import LatencyInspector
 from vkit.widgets.mic import BrowserMic
@@ -8,3 +10,11 @@ from vkit.widgets.player import Player
 from vkit.widgets.vad_trace import VadTrace
 
 __all__ = ["Player", "LatencyInspector", "GraphView", "VadTrace", "BrowserMic"]
+
+
+def _inspect_handle(handle: Handle) -> dict:
+    """A running graph's handle displays as its live latency inspector."""
+    return LatencyInspector(handle.session)._repr_mimebundle_()
+
+
+display.register(Handle, _inspect_handle)

@@ -15,7 +15,7 @@ import numpy as np
 
 from vkit.errors import ConfigError, GraphError, got
 from vkit.filters.base import Filter, check_finite
-from vkit.filters.resample import _Polyphase
+from vkit.filters.resample import PolyphaseResampler
 from vkit.filters.vad.endpoint import RecentAudio, refine_speech_end
 from vkit.filters.vad.models import EnergyModel, SileroModel, SpeechModel, WebRtcModel
 from vkit.frames import AudioFrame, Event, SpeechStarted, SpeechStopped, VadScore
@@ -95,14 +95,14 @@ class VAD(Filter):
         model_rate = self.model_rate(rate)
         window_ms = self._model.window_samples(model_rate) * 1000.0 / model_rate
         if model_rate != rate:
-            window_ms += _Polyphase(rate, model_rate, 1).delay_input_samples * 1000.0 / rate
+            window_ms += PolyphaseResampler(rate, model_rate, 1).delay_input_samples * 1000.0 / rate
         return window_ms
 
     def reset(self) -> None:
         self._model.reset()
         self._rate: int | None = None
         self._model_rate = 0
-        self._resampler: _Polyphase | None = None
+        self._resampler: PolyphaseResampler | None = None
         self._pending = np.zeros(0, np.float32)
         self._model_position = 0  # model-rate index of _pending[0]
         self._last_frame: AudioFrame | None = None
@@ -127,7 +127,7 @@ class VAD(Filter):
             self._rate = frame.sample_rate_hz
             self._model_rate = self.model_rate(frame.sample_rate_hz)
             if self._model_rate != self._rate:
-                self._resampler = _Polyphase(self._rate, self._model_rate, 1)
+                self._resampler = PolyphaseResampler(self._rate, self._model_rate, 1)
             if self.refine_end_ms > 0:
                 # the look-back and the silence after the end; windows between the two thresholds lengthen that
                 # silence without bound, so a second more is kept, and a longer one is cut to what is held

@@ -1,0 +1,62 @@
+"""``vkit.run``, ``vkit.arun`` and ``vkit.start``: the runtime, with what attaches from above.
+
+The runtime knows stages and the plan only. Recording a session (``record=path``) attaches a
+``Recorder`` to the session as a subscriber before the first stage runs; it writes while the graph
+runs and finishes itself (turns.csv, the final status) when the session ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vkit import runtime
+from vkit.clock import SessionClock
+from vkit.graph import set_runner
+from vkit.recording.recorder import Recorder
+from vkit.runtime import Attach, Handle
+from vkit.session import Session
+
+__all__ = ["run", "arun", "start"]
+
+
+def _attachments(record: str | Path | None, attach: Sequence[Attach]) -> list[Attach]:
+    hooks = list(attach)
+    if record is not None:
+        hooks.append(lambda session: Recorder.attach(session, record))
+    return hooks
+
+
+def run(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
+        ground_truth: Any = None, timeout_s: float | None = None, attach: Sequence[Attach] = ()) -> Session:
+    """Run ``graph`` to the end and return its Session (a script, or a notebook cell).
+
+    ``record``: a folder to record the session into while it runs; ``clock``: "system" (default),
+    "virtual" (deterministic and instant where nothing waits on real time) or a SessionClock;
+    ``ground_truth``: labelled speech segments (a segments CSV path or (start_ms, end_ms) pairs) that
+    anchor each turn's end of speech; ``timeout_s``: stop and raise TimeoutError after this long.
+    """
+    return runtime.run(graph, clock=clock, ground_truth=ground_truth, timeout_s=timeout_s,
+                       attach=_attachments(record, attach))
+
+
+async def arun(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
+               ground_truth: Any = None, timeout_s: float | None = None, attach: Sequence[Attach] = ()) -> Session:
+    """``await vkit.arun(graph)``: ``run`` on the caller's event loop."""
+    return await runtime.arun(graph, clock=clock, ground_truth=ground_truth, timeout_s=timeout_s,
+                              attach=_attachments(record, attach))
+
+
+def start(graph: object, *, record: str | Path | None = None, clock: SessionClock | str | None = None,
+          ground_truth: Any = None, attach: Sequence[Attach] = ()) -> Handle:
+    """Start ``graph`` on the engine thread and return a Handle at once (``stop()``, ``wait()``)."""
+    return runtime.start(graph, clock=clock, ground_truth=ground_truth, attach=_attachments(record, attach))
+
+
+class _Runner:
+    run = staticmethod(run)
+    start = staticmethod(start)
+
+
+set_runner(_Runner())
