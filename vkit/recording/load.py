@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import struct
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,10 @@ from typing import Any
 import numpy as np
 
 from vkit.errors import RecordingError, got
+from vkit.latency import compute_turns
+from vkit.recording.events import events_from_records
+from vkit.session import SessionRecord, speech_segments
+from vkit.wav import read_wav
 
 
 def load_session(path: str | Path) -> LoadedSession:
@@ -57,9 +60,6 @@ class LoadedSession:
         if turns_path.exists():
             with open(turns_path, encoding="utf-8") as handle:
                 return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
-        from vkit.latency import compute_turns
-        from vkit.recording.replay import events_from_records
-
         return compute_turns(events_from_records(self.events)).rows()
 
     @cached_property
@@ -77,18 +77,13 @@ class LoadedSession:
 
     def speech_segments(self, stream: str = "input") -> list[tuple[float, float]]:
         """The VAD's (start_ms, end_ms) pairs in media time of ``stream``."""
-        segments, start = [], None
-        for event in self.events:
-            payload = event.get("payload", {})
-            if event.get("stream") != stream or event.get("kind") not in ("SpeechStarted", "SpeechStopped"):
-                continue
-            ms = payload["sample"] * 1000.0 / payload["sample_rate_hz"]
-            if event["kind"] == "SpeechStarted":
-                start = ms
-            elif start is not None:
-                segments.append((start, ms))
-                start = None
-        return segments
+        return speech_segments(events_from_records(self.events), stream)
+
+    def record(self) -> SessionRecord:
+        """The recording as the value a live session gives (same turns and speech segments)."""
+        return SessionRecord(status=self.status, events=events_from_records(self.events), stages={},
+                             error=self.manifest.get("error"), recording_path=str(self.path),
+                             graph=self.manifest.get("graph"))
 
     def events_frame(self) -> Any:
         return _frame([{**{k: v for k, v in e.items() if k != "payload"}, "payload": json.dumps(e.get("payload"))}
@@ -111,23 +106,6 @@ class LoadedSession:
     def __repr__(self) -> str:
         return (f"LoadedSession({str(self.path)!r}, status={self.status!r}, num_events={len(self.events)}, "
                 f"num_turns={len(self.turns)}, tracks={sorted(self.tracks)})")
-
-
-def read_wav(path: Path) -> tuple[int, np.ndarray]:
-    """Read a PCM16 WAV written by the recorder, trusting the file size over a stale header."""
-    data = path.read_bytes()
-    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise RecordingError(f"not a WAV file {got(str(path))}")
-    num_channels, sample_rate_hz = struct.unpack("<HI", data[22:28])
-    bits = struct.unpack("<H", data[34:36])[0]
-    if bits != 16 or data[36:40] != b"data":
-        import soundfile
-
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        return rate, samples.T.copy()
-    usable = (len(data) - 44) // (2 * num_channels) * (2 * num_channels)
-    pcm = np.frombuffer(data, "<i2", count=usable // 2, offset=44)
-    return sample_rate_hz, (pcm.reshape(-1, num_channels).T / 32768).astype(np.float32)
 
 
 def _number(value: str | None) -> Any:

@@ -8,15 +8,12 @@ from vkit.sources.array import Array, Noise, Silence, Tone
 from vkit.sources.base import PacedSource
 from vkit.sources.file import File
 from vkit.sources.microphone import Microphone
+from vkit.sources.replay import Replay
 
 __all__ = ["File", "Array", "Tone", "Noise", "Silence", "Microphone", "Replay", "BrowserMic", "PacedSource"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Replay":
-        from vkit.recording.replay import Replay
-
-        return Replay
     if name == "BrowserMic":
         from vkit.widgets import BrowserMic
 

@@ -10,6 +10,7 @@ import anywidget
 import traitlets
 
 from vkit.frames import SpeechStarted, SpeechStopped, VadScore
+from vkit.recording.events import events_from_records
 from vkit.widgets.follow import follow_session
 
 
@@ -106,8 +107,6 @@ class TraceData:
     def add(self, events: list[Any]) -> bool:
         """Take events (typed, or the dict records of a loaded recording); True when any was relevant."""
         if events and isinstance(events[0], dict):
-            from vkit.recording.replay import events_from_records
-
             events = events_from_records(events)
         changed = False
         for event in events:
