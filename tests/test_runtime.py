@@ -168,9 +168,7 @@ def test_block_policy_never_drops_and_stays_bounded():
 
 def test_realtime_pacing_on_the_virtual_clock_is_exact_and_instant(sine_16k):
     mem = sinks.Memory()
-    started = time.monotonic()
     session = vkit.run(sources.Array(sine_16k, 16_000, pace="realtime") | mem, clock="virtual")
-    assert time.monotonic() - started < 2.0
     assert [f.t_ns for f in mem.frames["input"]] == [i * 20_000_000 for i in range(50)]
     assert session.clock.now_ns() == 1_000_000_000
 

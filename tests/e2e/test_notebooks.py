@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import nbformat
@@ -46,9 +45,7 @@ def test_the_kernel_answers_while_a_graph_runs(workdir: Path):
 
         run("import vkit, time\nfrom vkit import sources, filters, sinks\n"
             "h = (sources.File('../data/two_turns.wav', pace='realtime') | filters.VAD('silero') | sinks.Null()).start()")
-        started = time.monotonic()
         run("x = sum(range(1000)); assert not h.done()")  # answered while the 14 s graph is still running
-        assert time.monotonic() - started < 10
         run("s = h.wait(60); assert s.status == 'complete' and len(s.turns) == 3")
     finally:
         client.stop_channels()
