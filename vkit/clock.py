@@ -7,6 +7,8 @@ import heapq
 import itertools
 import time
 
+from vkit.units import ns_to_s, s_to_ns
+
 
 class SessionClock:
     """Nanoseconds since the session origin, from ``time.monotonic_ns()``."""
@@ -24,10 +26,10 @@ class SessionClock:
         """Sleep until the session clock reads ``t_ns`` (returns at once if it already has)."""
         delay_ns = t_ns - self.now_ns()
         if delay_ns > 0:
-            await asyncio.sleep(delay_ns / 1e9)
+            await asyncio.sleep(ns_to_s(delay_ns))
 
     async def sleep(self, duration_s: float) -> None:
-        await self.sleep_until(self.now_ns() + int(duration_s * 1e9))
+        await self.sleep_until(self.now_ns() + s_to_ns(duration_s))
 
 
 class VirtualClock(SessionClock):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from vkit.errors import AudioInputError, got
+from vkit.units import samples_to_ms
 
 __all__ = [
     "AudioFrame",
@@ -72,15 +73,15 @@ class AudioFrame:
 
     @property
     def duration_ms(self) -> float:
-        return self.samples.shape[1] * 1000.0 / self.sample_rate_hz
+        return samples_to_ms(self.samples.shape[1], self.sample_rate_hz)
 
     @property
     def start_ms(self) -> float:
-        return self.start_sample * 1000.0 / self.sample_rate_hz
+        return samples_to_ms(self.start_sample, self.sample_rate_hz)
 
     @property
     def end_ms(self) -> float:
-        return self.end_sample * 1000.0 / self.sample_rate_hz
+        return samples_to_ms(self.end_sample, self.sample_rate_hz)
 
     def replace(self, **changes: Any) -> AudioFrame:
         """A copy with some fields changed."""
@@ -131,7 +132,7 @@ class SpeechStarted(Event):
 
     @property
     def ms(self) -> float:
-        return self.sample * 1000.0 / self.sample_rate_hz
+        return samples_to_ms(self.sample, self.sample_rate_hz)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,7 +153,7 @@ class SpeechStopped(Event):
 
     @property
     def ms(self) -> float:
-        return self.sample * 1000.0 / self.sample_rate_hz
+        return samples_to_ms(self.sample, self.sample_rate_hz)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

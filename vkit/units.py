@@ -16,7 +16,7 @@ import numpy as np
 __all__ = [
     "NS_PER_MS", "NS_PER_S",
     "ns_to_ms", "ms_to_ns", "s_to_ns", "ns_to_s",
-    "ms_to_samples", "samples_to_ms", "ns_to_samples", "samples_to_ns",
+    "ms_to_samples", "samples_to_ms", "ns_to_samples", "ns_to_whole_samples", "samples_to_ns",
     "float_to_pcm16", "pcm16_to_float", "float_to_pcm16_bytes", "pcm16_bytes_to_float",
     "db_to_gain", "gain_to_db", "rms_dbfs",
 ]
@@ -63,6 +63,11 @@ def samples_to_ms(num_samples: int | float, sample_rate_hz: int) -> float:
 def ns_to_samples(duration_ns: int | float, sample_rate_hz: int) -> int:
     """Number of samples in ``duration_ns`` at ``sample_rate_hz`` (rounded to nearest)."""
     return int(round(duration_ns * sample_rate_hz / NS_PER_S))
+
+
+def ns_to_whole_samples(duration_ns: int, sample_rate_hz: int) -> int:
+    """Whole samples that fit in ``duration_ns`` (rounded down: how much has played, or been captured)."""
+    return duration_ns * sample_rate_hz // NS_PER_S
 
 
 def samples_to_ns(num_samples: int | float, sample_rate_hz: int) -> int:

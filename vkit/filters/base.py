@@ -10,6 +10,7 @@ from vkit.errors import AudioInputError, got
 from vkit.frames import AudioFrame, Item
 from vkit.graph import Pipe
 from vkit.stage import as_items
+from vkit.units import samples_to_ns
 
 
 class Filter(Pipe):
@@ -64,6 +65,6 @@ def output_frame(template: AudioFrame, samples: np.ndarray, start_sample: int, s
     input-stream sample its first sample comes from), so buffering filters keep times exact."""
     t_ns = template.t_ns
     if input_position is not None:
-        t_ns += int(round((input_position - template.start_sample) * 1e9 / template.sample_rate_hz))
+        t_ns += samples_to_ns(input_position - template.start_sample, template.sample_rate_hz)
     return AudioFrame(samples=samples, sample_rate_hz=sample_rate_hz or template.sample_rate_hz,
                       start_sample=start_sample, stream=template.stream, t_ns=t_ns)
