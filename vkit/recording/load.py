@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from vkit.errors import RecordingError, got
+from vkit.extras import require
 
 
 def load_session(path: str | Path) -> LoadedSession:
@@ -142,8 +143,4 @@ def _number(value: str | None) -> Any:
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise ImportError("DataFrames need pandas: pip install 'vkit[analysis]'") from exc
-    return pd.DataFrame(rows)
+    return require("pandas", extra="analysis", feature="a recording's DataFrames").DataFrame(rows)
