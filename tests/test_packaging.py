@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -59,11 +60,23 @@ CHECK_SCRIPT = textwrap.dedent('''
 ''')
 
 
+def clean_env(path: Path | None = None) -> dict[str, str]:
+    """The environment without the source tree on PYTHONPATH (optionally with ``path`` instead)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
+    return env
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
-                   check=True, capture_output=True, timeout=240)
+    """The wheel, built from a copy of the sources (a build leaves build/ and egg-info behind)."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "vkit", source / "vkit", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
+                   check=True, capture_output=True, timeout=240, env=clean_env())
     (path,) = out.glob("vkit-*.whl")
     return path
 
@@ -93,20 +106,15 @@ def metadata(wheel: Path) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def run_check(python: str, cwd: Path, blocked: tuple[str, ...], path: Path | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    if path is not None:
-        env["PYTHONPATH"] = str(path)
-    done = subprocess.run([python, "-c", CHECK_SCRIPT, *blocked], cwd=cwd, env=env, capture_output=True, text=True,
+    done = subprocess.run([python, "-c", CHECK_SCRIPT, *blocked], cwd=cwd, env=clean_env(path), capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_demo(command: list[str], cwd: Path, path: Path | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    if path is not None:
-        env["PYTHONPATH"] = str(path)
-    done = subprocess.run([*command, "demo", "--fast", "--responder", "echo", "--record", "rec"], cwd=cwd, env=env,
+    done = subprocess.run([*command, "demo", "--fast", "--responder", "echo", "--record", "rec"], cwd=cwd,
+                          env=clean_env(path),
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done.stdout
@@ -150,7 +158,7 @@ def test_fresh_virtualenvs_from_the_registry(wheel: Path, tmp_path: Path):
     core = tmp_path / "core"
     venv.create(core, with_pip=True)
     python = str(core / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True, timeout=600)
+    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True, timeout=600, env=clean_env())
     empty = tmp_path / "empty"
     empty.mkdir()
     result = run_check(python, empty, ())
@@ -160,5 +168,5 @@ def test_fresh_virtualenvs_from_the_registry(wheel: Path, tmp_path: Path):
     assert "pip install 'vkit[analysis]'" in result["errors"]["turns.to_frame()"]
     assert "3 turns" in run_demo([str(core / "bin" / "vkit")], empty)
     subprocess.run([python, "-m", "pip", "install", "-q", f"vkit[notebook] @ {wheel.as_uri()}"], check=True,
-                   timeout=600)
+                   timeout=600, env=clean_env())
     assert run_check(python, empty, ())["errors"]["sinks.Player()"] is None

@@ -201,7 +201,8 @@ class NoiseGate(Filter):
 
     def _gain_ends_db(self, runs: list[tuple[bool, int]]) -> np.ndarray | None:
         """The gain after each hop: toward 0 dB while open, toward ``range_db`` while closed, at the
-        attack and release slopes (in dB per hop), run by run; None if it stays where it is."""
+        attack and release slopes (in dB per hop), run by run; None if it stays where it is. The ramp is
+        a sequential sum, so a ramp split across blocks gives the same values bit for bit."""
         gain = self._gain_db
         if len(runs) == 1 and gain == (0.0 if runs[0][0] else self.range_db):
             return None
@@ -210,12 +211,13 @@ class NoiseGate(Filter):
         release_step = -self.range_db * hop_ms / self.release_ms if self.release_ms else math.inf
         pieces = []
         for is_open, num_hops in runs:
-            steps = np.arange(1, num_hops + 1)
-            if is_open:
-                run = np.minimum(gain + attack_step * steps, 0.0) if gain < 0.0 else np.full(num_hops, gain)
-            else:
-                run = np.maximum(gain - release_step * steps, self.range_db) if gain > self.range_db \
-                    else np.full(num_hops, gain)
+            if gain == (0.0 if is_open else self.range_db):
+                run = np.full(num_hops, gain)
+            else:  # a running sum, step by step as a sample-by-sample gate would, then clipped at the target
+                steps = np.full(num_hops + 1, attack_step if is_open else -release_step)
+                steps[0] = gain
+                ramp = np.add.accumulate(steps)[1:]
+                run = np.minimum(ramp, 0.0) if is_open else np.maximum(ramp, self.range_db)
             pieces.append(run)
             gain = float(run[-1])
         return np.concatenate(pieces)
