@@ -21,7 +21,7 @@ import numpy as np
 from vkit.errors import ConfigError, got
 from vkit.filters.base import Filter, check_finite, output_frame
 from vkit.frames import AudioFrame
-from vkit.units import ms_to_samples, rms_dbfs, samples_to_ms
+from vkit.units import db_to_gain, ms_to_samples, rms_dbfs, samples_to_ms
 
 _DETECTOR_MS = 10.0
 _TRACE_HOPS = 60_000  # one minute of 1 ms hops: enough to plot, bounded however long the stream
@@ -139,7 +139,7 @@ class NoiseGate(Filter):
         ends = self._gain_ends_db(self._runs(levels))
         if ends is None:  # steady: one gain for the whole block
             self.gain_db_trace.extend(repeat(start_db, num_hops))
-            gains: np.ndarray | np.float32 = np.float32(10.0 ** (start_db / 20.0))
+            gains: np.ndarray | np.float32 = np.float32(db_to_gain(start_db))
         else:
             self._gain_db = float(ends[-1])
             self.gain_db_trace.extend(ends.tolist())
