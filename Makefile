@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := espeak-ng flite pocketsphinx-testdata sox libportaudio2 chromium
 
-.PHONY: demo test lint setup system-deps bench clean
+.PHONY: demo test lint setup system-deps bench wheel-check clean
 
 demo: setup
 	$(VENV)/bin/vkit demo
@@ -21,7 +21,7 @@ setup: system-deps $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[notebook,analysis,test]'
 	touch $@
 
 # Debian packages the tests and the demo use (speech synthesis, real speech samples, the browser test).
@@ -36,9 +36,15 @@ system-deps:
 bench: setup
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/overhead.py
+	$(PY) bench/gate.py
 	$(PY) bench/throughput.py
 	$(PY) bench/server_load.py
 	$(PY) bench/endpoint.py
+
+# build the wheel, install it into fresh virtualenvs from the registry (no extras, then [notebook])
+# and run vkit from an empty folder: what `pip install vkit` gives a Dask worker and a notebook user
+wheel-check: setup
+	VKIT_WHEEL_CHECK=1 $(PY) -m pytest -q tests/test_packaging.py
 
 clean:
 	rm -rf $(VENV) sessions .pytest_cache

@@ -26,6 +26,7 @@ import soxr
 
 import vkit
 from vkit import evaluation, filters
+from vkit.data import sample_path
 from vkit.frames import AudioFrame, SpeechStopped
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,8 +102,8 @@ def summary(errors: list[float]) -> str:
 
 
 def two_turns_rows() -> list[str]:
-    audio, rate = sf.read(ROOT / "data/two_turns.wav", dtype="float32")
-    labels = [end for _, end in evaluation.read_segments(ROOT / "data/two_turns.segments.csv")]
+    audio, rate = sf.read(sample_path("two_turns.wav"), dtype="float32")
+    labels = [end for _, end in evaluation.read_segments(sample_path("two_turns.segments.csv"))]
     rows = []
     for name, refine, gated in (("model", 0, False), ("vkit", 300, False), ("model, after the demo's gate", 0, True),
                                 ("vkit, after the demo's gate", 300, True)):
@@ -118,7 +119,7 @@ def main() -> None:
     flite = subprocess.run(["flite", "--version"], capture_output=True, text=True).stdout.split("version: ")[-1].split()[0]
     print(f"vkit {vkit.__version__}, onnxruntime {onnxruntime.__version__}, numpy {np.__version__}, "
           f"{flite}, Python {platform.python_version()}")
-    print("\ndata/two_turns.wav, end of each turn minus its label (ms):")
+    print("\nvkit/data/two_turns.wav, end of each turn minus its label (ms):")
     print("\n".join(two_turns_rows()))
     utterances = labelled_utterances()
     kinds = ["real", "flite", "espeak-ng"]

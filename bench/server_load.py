@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
@@ -28,10 +27,9 @@ from websockets.asyncio.client import connect
 
 import vkit
 from vkit import sinks, sources
+from vkit.data import sample_path
 from vkit.realtime import Realtime
 from vkit.realtime.codec import encode_audio
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def serve(port_queue: multiprocessing.Queue, stop: multiprocessing.Event, stats_queue: multiprocessing.Queue) -> None:
@@ -71,7 +69,7 @@ class ServerProcess:
 
 
 def speech_24k(seconds: float) -> np.ndarray:
-    audio, rate = sf.read(ROOT / "data/two_turns.wav", dtype="float32")
+    audio, rate = sf.read(sample_path("two_turns.wav"), dtype="float32")
     audio = soxr.resample(audio, rate, 24_000).astype(np.float32)
     return np.resize(audio, int(24_000 * seconds))
 

@@ -22,13 +22,14 @@ import soxr
 
 import vkit
 from vkit import filters, sinks, sources
+from vkit.data import sample_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_input(minutes: float, directory: Path) -> Path:
     """The labelled sample, at 48 kHz, repeated to ``minutes`` of audio."""
-    speech, rate = sf.read(ROOT / "data/two_turns.wav", dtype="float32")
+    speech, rate = sf.read(sample_path("two_turns.wav"), dtype="float32")
     speech = soxr.resample(speech, rate, 48_000)
     repeats = math.ceil(minutes * 60 * 48_000 / speech.size)
     path = directory / "long.wav"

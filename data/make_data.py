@@ -5,12 +5,13 @@ Run from the repository root: ``python data/make_data.py``. It needs the Debian 
 Everything is deterministic (fixed seeds), so the outputs are reproducible.
 
 Outputs (16 kHz mono PCM16):
-- ``two_turns.wav`` + ``two_turns.segments.csv``: three user turns separated by 1.6 s pauses, over light
+- ``vkit/data/two_turns.wav`` + ``two_turns.segments.csv`` (package data, so ``vkit demo`` finds them
+  in an installed wheel): three user turns separated by 1.6 s pauses, over light
   noise, with one ground-truth segment (start_ms,end_ms) per turn: from the first word, as pocketsphinx
   force-aligns the known transcript (10 ms frames, timed at their centres), to where the last word stops
   sounding (``LAST_SOUND_MS`` for the two real turns, the audible extent for the synthesised one). The demo
   plays it.
-- ``vad_eval.flac`` + ``vad_eval.segments.csv``: clean speech (13 real clips and 8 synthesised
+- ``data/vad_eval.flac`` + ``vad_eval.segments.csv`` (source tree only): clean speech (13 real clips and 8 synthesised
   sentences) separated by 0.4-2.0 s of silence, labelled on a 10 ms grid from the clean signal's energy.
   Tests mix noise into it at a chosen SNR.
 """
@@ -27,6 +28,7 @@ import soxr
 
 RATE_HZ = 16_000
 HERE = Path(__file__).resolve().parent
+PACKAGE_DATA = HERE.parent / "vkit" / "data"  # the demo's sample ships inside the package
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")
 REAL_CLIPS = [*sorted((TESTDATA / "librivox").glob("*.wav")), *sorted((TESTDATA / "cards").glob("*.wav")),
               TESTDATA / "goforward.raw", TESTDATA / "numbers.raw", TESTDATA / "something.raw"]
@@ -171,8 +173,8 @@ def build_two_turns(rng: np.random.Generator) -> None:
     clean = np.concatenate(pieces)
     noise = rng.standard_normal(len(clean)).astype(np.float32)
     noise = np.convolve(noise, np.ones(8) / 8, mode="same") * 10 ** (-58 / 20) / np.std(np.convolve(noise, np.ones(8) / 8, mode="same"))
-    sf.write(HERE / "two_turns.wav", np.clip(clean + noise, -1, 1), RATE_HZ, subtype="PCM_16")
-    write_segments(HERE / "two_turns.segments.csv", truth)
+    sf.write(PACKAGE_DATA / "two_turns.wav", np.clip(clean + noise, -1, 1), RATE_HZ, subtype="PCM_16")
+    write_segments(PACKAGE_DATA / "two_turns.segments.csv", truth)
 
 
 def build_vad_eval(rng: np.random.Generator) -> None:
@@ -193,5 +195,5 @@ if __name__ == "__main__":
     generator = np.random.default_rng(20261124)
     build_two_turns(generator)
     build_vad_eval(generator)
-    for path in sorted(HERE.glob("*.*")):
-        print(f"{path.name:28s} {path.stat().st_size / 1e3:8.1f} kB")
+    for path in [*sorted(PACKAGE_DATA.glob("two_turns.*")), *sorted(HERE.glob("vad_eval.*"))]:
+        print(f"{path.relative_to(HERE.parent)!s:34s} {path.stat().st_size / 1e3:8.1f} kB")

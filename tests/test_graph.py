@@ -7,6 +7,7 @@ import pytest
 
 import vkit
 from vkit import sinks, sources
+from vkit.data import sample_path
 from vkit.errors import GraphError
 from vkit.stage import StreamFormat
 
@@ -118,12 +119,11 @@ def test_graph_is_a_value_that_can_run_twice(sine_16k):
 
 def test_a_graph_is_data_it_pickles_runs_the_same_after_and_carries_no_secret():
     import pickle
-    from pathlib import Path
 
     from vkit import filters
     from vkit.realtime import Realtime
 
-    data = Path(__file__).resolve().parent.parent / "data" / "two_turns.wav"
+    data = sample_path("two_turns.wav")
 
     def analysis(model: str):
         return (sources.File(data) | filters.Resample(16_000) | filters.NoiseGate(threshold_dbfs=-50)

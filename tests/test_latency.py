@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +15,13 @@ import soxr
 
 import vkit
 from vkit import filters, sinks, sources
+from vkit.data import sample_path
 from vkit.evaluation import read_segments
 from vkit.frames import Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped
 from vkit.latency import compute_turns
 from vkit.realtime import Realtime
 from vkit.realtime import events as ev
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 MS = 1_000_000
 
 
@@ -124,8 +123,8 @@ def test_missing_events_leave_gaps_not_errors():
 
 @pytest.mark.parametrize("gated", [False, True])
 def test_user_speech_end_from_the_vad_matches_the_labels(gated):
-    truth = read_segments(DATA / "two_turns.segments.csv")
-    graph = sources.File(DATA / "two_turns.wav", pace="realtime") | filters.Resample(24_000)
+    truth = read_segments(sample_path("two_turns.segments.csv"))
+    graph = sources.File(sample_path("two_turns.wav"), pace="realtime") | filters.Resample(24_000)
     if gated:  # the demo's gate: the background after each turn holds, then fades to nothing
         graph = graph | filters.NoiseGate(threshold_dbfs=-50, attack_ms=2, hold_ms=60, release_ms=150)
     graph = graph | filters.VAD("silero") | sinks.Null()
@@ -138,7 +137,7 @@ def test_user_speech_end_from_the_vad_matches_the_labels(gated):
         # the VAD declares the end after min_silence_ms (100) of non-speech, which Silero starts to score up to
         # about 110 ms after the sound (bench/endpoint.py), in whole windows
         assert 100 <= turn.end_of_turn_delay_ms <= 100 + 110 + 2 * window_ms
-    labelled = vkit.run(graph, clock="virtual", ground_truth=DATA / "two_turns.segments.csv").turns
+    labelled = vkit.run(graph, clock="virtual", ground_truth=sample_path("two_turns.segments.csv")).turns
     assert [t.user_speech_end_ms for t in labelled] == pytest.approx([end for _, end in truth], abs=0.5)
 
 
@@ -149,9 +148,9 @@ def _free_port() -> int:
 
 
 def _turn_input(num_turns: int, period_s: float) -> np.ndarray:
-    audio, rate = sf.read(DATA / "two_turns.wav", dtype="float32")
+    audio, rate = sf.read(sample_path("two_turns.wav"), dtype="float32")
     audio = soxr.resample(audio, rate, 24_000).astype(np.float32)
-    start, _ = read_segments(DATA / "two_turns.segments.csv")[1]
+    start, _ = read_segments(sample_path("two_turns.segments.csv"))[1]
     speech = audio[int(start * 24) : int(start * 24) + 12_000]  # 0.5 s of speech
     turn = np.concatenate([speech, np.zeros(int(24_000 * period_s) - speech.size, np.float32)])
     return np.concatenate([np.zeros(12_000, np.float32), np.tile(turn, num_turns)])

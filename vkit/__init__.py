@@ -19,6 +19,7 @@ from vkit.errors import (
     ConnectionLost,
     GraphError,
     LocalProtocolError,
+    MissingExtra,
     ProtocolError,
     RecordingError,
     RemoteProtocolError,
@@ -54,7 +55,7 @@ __all__ = [
     "AudioFrame", "Event", "SpeechStarted", "SpeechStopped", "VadScore", "Marker", "ProtocolEvent", "Playout",
     "SessionClock", "VirtualClock",
     "VkitError", "ConfigError", "GraphError", "AudioInputError", "StageError", "ProtocolError",
-    "LocalProtocolError", "RemoteProtocolError", "ConnectionLost", "RecordingError",
+    "LocalProtocolError", "RemoteProtocolError", "ConnectionLost", "RecordingError", "MissingExtra",
     "sources", "filters", "sinks", "realtime", "enable_logging",
 ]
 

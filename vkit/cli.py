@@ -8,8 +8,6 @@ from pathlib import Path
 
 import vkit
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vkit", description="A research toolkit for real-time voice AI latency.")
@@ -17,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="play the labelled sample through a full voice graph and report latency")
-    demo.add_argument("--input", type=Path, default=None, help="audio file (default: the labelled sample in data/)")
+    demo.add_argument("--input", type=Path, default=None, help="audio file (default: the labelled sample shipped in vkit/data)")
     demo.add_argument("--record", type=Path, default=None, help="recording folder (default: sessions/demo-<time>)")
     demo.add_argument("--responder", default=None, help="local server responder (default: cascade if available, else echo)")
     demo.add_argument("--response-delay-ms", default="0", help="injected server delay before the first audio")

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import vkit
 from vkit import filters, sinks, sources
+from vkit.data import sample_path
 from vkit.latency import stage_table
-
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-SAMPLE = DATA_DIR / "two_turns.wav"
 
 
 def default_responder() -> str:
@@ -41,7 +39,7 @@ def build_graph(path: Path, *, responder: str, response_delay_ms: str, pace: str
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    path = args.input or SAMPLE
+    path = args.input or sample_path("two_turns.wav")
     record = args.record or Path("sessions") / time.strftime("demo-%Y%m%dT%H%M%SZ", time.gmtime())
     responder = args.responder or default_responder()
     segments = path.with_suffix(".segments.csv")

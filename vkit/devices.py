@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vkit.errors import ConfigError, got
+from vkit.extras import require
 
 __all__ = ["import_sounddevice", "buffer_offset_ns"]
 
@@ -19,14 +20,10 @@ _PLAUSIBLE_DEVICE_DELAY_S = 1.0
 def import_sounddevice() -> Any:
     """Import sounddevice or explain what is missing (the package, or PortAudio on a headless box)."""
     try:
-        import sounddevice
-    except ImportError as exc:
-        raise ConfigError("audio devices need the sounddevice package: pip install 'vkit[devices]' "
-                          f"{got(str(exc))}") from exc
+        return require("sounddevice", extra="devices", feature="audio devices")
     except OSError as exc:
         raise ConfigError("audio devices need the PortAudio library (Debian: apt-get install libportaudio2) "
                           f"{got(str(exc))}") from exc
-    return sounddevice
 
 
 def buffer_offset_ns(time_info: Any, kind: str, fallback_s: float) -> int:

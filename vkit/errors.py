@@ -5,6 +5,7 @@
     VkitError
      +-- ConfigError (ValueError)          a parameter or a graph is wrong; raised before anything runs
      |    +-- GraphError                   the graph does not fit together (rates, channels, wiring)
+     |    +-- MissingExtra (ImportError)   an optional dependency is not installed; names the extra
      +-- AudioInputError (ValueError)      audio that cannot be used: missing/corrupt file, NaN samples
      +-- StageError (RuntimeError)         a stage failed while running; names the stage, wraps the cause
      +-- ProtocolError                     the Realtime protocol was broken
@@ -29,6 +30,14 @@ class ConfigError(VkitError, ValueError):
 
 class GraphError(ConfigError):
     """Stages of a graph do not fit together."""
+
+
+class MissingExtra(ConfigError, ImportError):
+    """A feature needs a package of one of vkit's extras; the message gives the pip command."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class AudioInputError(VkitError, ValueError):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vkit.extras import require
 from vkit.frames import Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped
 
 __all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS"]
@@ -78,10 +79,7 @@ class TurnTable(list):  # type: ignore[type-arg]
         return [asdict(t) for t in self]
 
     def to_frame(self) -> Any:
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError("turns as a DataFrame need pandas: pip install 'vkit[analysis]'") from exc
+        pd = require("pandas", extra="analysis", feature="turns as a DataFrame")
         return pd.DataFrame(self.rows(), columns=COLUMNS)
 
     def to_csv(self) -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from vkit.extras import require
+
 __all__ = ["waterfall", "vad_trace", "latency_distribution", "compare"]
 
 _STEPS = [("vad_end_detected_ms", "VAD end detected", "#72b7b2"),
@@ -28,8 +30,7 @@ def _rows(turns: Any) -> list[dict[str, Any]]:
 def _axes(ax: Any, size: tuple[float, float]) -> Any:
     if ax is not None:
         return ax
-    import matplotlib.pyplot as plt
-
+    plt = require("matplotlib.pyplot", extra="analysis", feature="vkit.plots")
     return plt.subplots(figsize=size)[1]
 
 
@@ -104,8 +105,7 @@ def latency_distribution(tables: Mapping[str, Any], column: str = "voice_to_voic
 def compare(tables: Mapping[str, Any], columns: Sequence[str] = ("end_of_turn_delay_ms", "server_first_audio_ms",
                                                                   "voice_to_voice_ms")) -> Any:
     """A summary DataFrame: median and p90 of each column for each run."""
-    import pandas as pd
-
+    pd = require("pandas", extra="analysis", feature="plots.compare")
     records = []
     for name, turns in tables.items():
         rows = _rows(turns)

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import vkit
 from vkit import filters, sinks, sources
+from vkit.data import sample_path
 from vkit.realtime import Realtime
 from vkit.session import Session, SessionRecord
 
-DATA = Path(__file__).resolve().parents[2] / "data"
-
 
 def test_a_finished_session_pickles_with_equal_turns_and_segments(tmp_path: Path) -> None:
-    graph = (sources.File(DATA / "two_turns.wav", pace="realtime") | filters.Resample(sample_rate_hz=24_000)
+    graph = (sources.File(sample_path(), pace="realtime") | filters.Resample(sample_rate_hz=24_000)
              | filters.VAD("silero") | Realtime(turn_detection="manual") | sinks.VirtualSpeaker())
     session = vkit.run(graph, clock="virtual", record=tmp_path / "rec")
     loaded = vkit.load_session(tmp_path / "rec").record()

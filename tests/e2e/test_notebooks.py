@@ -43,8 +43,8 @@ def test_the_kernel_answers_while_a_graph_runs(workdir: Path):
             assert reply["content"]["status"] == "ok", reply["content"]
             return reply
 
-        run("import vkit, time\nfrom vkit import sources, filters, sinks\n"
-            "h = (sources.File('../data/two_turns.wav', pace='realtime') | filters.VAD('silero') | sinks.Null()).start()")
+        run("import vkit, vkit.data\nfrom vkit import sources, filters, sinks\n"
+            "h = (sources.File(vkit.data.sample_path(), pace='realtime') | filters.VAD('silero') | sinks.Null()).start()")
         run("x = sum(range(1000)); assert not h.done()")  # answered while the 14 s graph is still running
         run("s = h.wait(60); assert s.status == 'complete' and len(s.turns) == 3")
     finally:

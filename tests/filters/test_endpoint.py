@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from vkit import evaluation, filters
+from vkit.data import sample_path
 from vkit.filters.vad.endpoint import RecentAudio, refine_speech_end
 from vkit.frames import AudioFrame, SpeechStopped
 
@@ -166,7 +167,7 @@ def test_recent_audio_keeps_the_last_samples_by_absolute_index():
 
 
 def test_refined_ends_do_not_depend_on_chunking_and_move_back_from_the_model():
-    audio, rate = sf.read(DATA / "two_turns.wav", dtype="float32")
+    audio, rate = sf.read(sample_path("two_turns.wav"), dtype="float32")
     audio = filters.Resample(24_000)(audio, rate)
 
     def speech_ends(vad: filters.VAD, chunk: int) -> list[int]:
@@ -184,6 +185,6 @@ def test_refined_ends_do_not_depend_on_chunking_and_move_back_from_the_model():
     for chunk in (480, 37 * 24, 1601):  # 20 ms, 37 ms, 66.7 ms
         assert speech_ends(filters.VAD("silero"), chunk) == refined, chunk
     # turn 2 is synthesised (flite), and ends where its sound does: Silero's end is late, the refined one is not
-    tts_end_ms = evaluation.read_segments(DATA / "two_turns.segments.csv")[1][1]
+    tts_end_ms = evaluation.read_segments(sample_path("two_turns.segments.csv"))[1][1]
     assert model[1] / 24 - tts_end_ms > 60
     assert abs(refined[1] / 24 - tts_end_ms) <= 32

@@ -10,6 +10,7 @@ import soundfile as sf
 
 import vkit
 from vkit import evaluation, filters, sinks, sources
+from vkit.data import sample_path
 from vkit.errors import AudioInputError, ConfigError, GraphError
 from vkit.frames import AudioFrame, SpeechStarted, SpeechStopped, VadScore
 
@@ -60,8 +61,8 @@ def test_positions_are_exact_on_the_input_rate_after_internal_resampling(labelle
 
 
 def test_events_carry_samples_times_and_scores_through_a_graph():
-    path = DATA / "two_turns.wav"
-    truth = evaluation.read_segments(DATA / "two_turns.segments.csv")
+    path = sample_path("two_turns.wav")
+    truth = evaluation.read_segments(sample_path("two_turns.segments.csv"))
     mem = sinks.Memory()
     session = vkit.run(sources.File(path, pace="realtime") | filters.Resample(24_000) | filters.VAD("silero") | mem,
                        clock="virtual")

@@ -16,6 +16,7 @@ import pytest
 
 import vkit
 from vkit import filters, sinks, sources
+from vkit.data import sample_path
 from vkit.errors import RecordingError
 from vkit.frames import AudioFrame, Marker
 from vkit.recording import Recorder, load_session, scrub
@@ -52,7 +53,7 @@ def test_a_click_lands_at_the_same_clock_time_in_the_track_and_in_the_events(tmp
 
 
 def test_round_trip_of_events_tracks_turns_and_frames(tmp_path):
-    graph = (sources.File(ROOT / "data/two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null())
+    graph = (sources.File(sample_path("two_turns.wav"), pace="realtime") | filters.VAD("silero") | sinks.Null())
     session = vkit.run(graph, record=tmp_path / "rec", clock="virtual")
     loaded = load_session(tmp_path / "rec")
     assert len(loaded.events) == len(session.events)
@@ -131,7 +132,7 @@ def test_a_killed_demo_and_a_completed_one_both_load(tmp_path):
 
 
 def test_replay_through_two_vads_gives_two_comparable_turn_tables(tmp_path):
-    vkit.run(sources.File(ROOT / "data/two_turns.wav", pace="realtime") | sinks.Null(), record=tmp_path / "rec",
+    vkit.run(sources.File(sample_path("two_turns.wav"), pace="realtime") | sinks.Null(), record=tmp_path / "rec",
              clock="virtual")
     tables = {}
     for name, vad in (("quick", filters.VAD("silero", min_silence_ms=100)),

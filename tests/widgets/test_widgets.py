@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import matplotlib
 
@@ -14,10 +13,9 @@ import pytest
 
 import vkit
 from vkit import filters, plots, sinks, sources
+from vkit.data import sample_path
 from vkit.frames import AudioFrame, Playout
 from vkit.widgets import BrowserMic, GraphView, LatencyInspector, Player, VadTrace
-
-DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def capture(widget) -> list[tuple]:
@@ -61,7 +59,7 @@ def test_the_player_sink_models_playout_and_forwards_audio_and_flushes():
 
 
 def test_the_inspector_shows_a_finished_session_and_follows_a_live_one():
-    graph = sources.File(DATA / "two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null()
+    graph = sources.File(sample_path("two_turns.wav"), pace="realtime") | filters.VAD("silero") | sinks.Null()
     finished = vkit.run(graph, clock="virtual")
     inspector = LatencyInspector(finished)
     assert len(inspector.turns) == 3 and inspector.status == "complete"
@@ -69,7 +67,7 @@ def test_the_inspector_shows_a_finished_session_and_follows_a_live_one():
     assert not inspector.refresh()  # nothing changed: nothing is sent
     assert "voice-to-voice" in repr(inspector)
 
-    handle = (sources.File(DATA / "two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null()).start()
+    handle = (sources.File(sample_path("two_turns.wav"), pace="realtime") | filters.VAD("silero") | sinks.Null()).start()
     live = LatencyInspector(handle, refresh_hz=20)
     handle.wait(60)
     deadline = time.monotonic() + 5
@@ -79,7 +77,7 @@ def test_the_inspector_shows_a_finished_session_and_follows_a_live_one():
 
 
 def test_graph_view_counts_items_per_stage_and_vad_trace_draws():
-    graph = sources.File(DATA / "two_turns.wav") | filters.VAD("silero") | sinks.Null()
+    graph = sources.File(sample_path("two_turns.wav")) | filters.VAD("silero") | sinks.Null()
     session = vkit.run(graph)
     view = GraphView(graph, session)
     assert view.svg.startswith("<svg") and view.counters["VAD"] == session.stages["VAD"]["num_items"] > 0
@@ -89,7 +87,7 @@ def test_graph_view_counts_items_per_stage_and_vad_trace_draws():
 
 
 def test_vad_trace_follows_a_live_session_from_new_events_only():
-    handle = (sources.File(DATA / "two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null()).start()
+    handle = (sources.File(sample_path("two_turns.wav"), pace="realtime") | filters.VAD("silero") | sinks.Null()).start()
     trace = VadTrace(handle, refresh_hz=20)
     sent = capture(trace)
     handle.wait(60)
@@ -129,7 +127,7 @@ def test_browser_mic_chunks_become_resampled_frames_in_a_graph():
 
 
 def test_static_plots_render(tmp_path):
-    session = vkit.run(sources.File(DATA / "two_turns.wav", pace="realtime") | filters.VAD("silero") | sinks.Null(),
+    session = vkit.run(sources.File(sample_path("two_turns.wav"), pace="realtime") | filters.VAD("silero") | sinks.Null(),
                        clock="virtual")
     turns = session.turns
     for turn in turns:  # give the waterfall a server side to draw

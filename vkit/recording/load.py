@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from vkit.errors import RecordingError, got
+from vkit.extras import require
 from vkit.latency import compute_turns
 from vkit.recording.events import events_from_records
 from vkit.session import SessionRecord, speech_segments
@@ -120,8 +121,4 @@ def _number(value: str | None) -> Any:
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise ImportError("DataFrames need pandas: pip install 'vkit[analysis]'") from exc
-    return pd.DataFrame(rows)
+    return require("pandas", extra="analysis", feature="a recording's DataFrames").DataFrame(rows)

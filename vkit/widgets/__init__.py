@@ -1,5 +1,9 @@
 """Notebook widgets (anywidget): the audio player, the latency inspector, the graph view, the VAD trace,
-and the browser microphone. Outside a notebook they print as text."""
+and the browser microphone. Outside a notebook they print as text. They need the ``notebook`` extra."""
+
+from vkit.extras import require
+
+require("anywidget", extra="notebook", feature="vkit.widgets")  # before any widget module imports it
 
 from vkit import display
 from vkit.runtime import Handle

@@ -23,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from vkit.errors import ConfigError, got
+from vkit.extras import require
 
 OUTPUT_RATE_HZ = 24_000
 
@@ -118,11 +119,7 @@ class CascadeResponder:
     name = "cascade"
 
     def __init__(self, tts_engine: str | None = None) -> None:
-        try:
-            import pocketsphinx  # noqa: F401 - the worker imports it; fail here, with the fix
-        except ImportError as exc:
-            raise ConfigError("the cascade responder needs pocketsphinx: pip install 'vkit[cascade]' "
-                              f"{got(str(exc))}") from exc
+        require("pocketsphinx", extra="cascade", feature="the cascade responder")  # the worker imports it
         self._speech = Speech(tts_engine)
         self._worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_load_recogniser)
