@@ -13,7 +13,6 @@ from typing import Literal
 import numpy as np
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import firwin
 
 from vkit.errors import ConfigError, GraphError, got
 from vkit.filters.base import Filter, check_finite, output_frame
@@ -134,6 +133,8 @@ class PolyphaseResampler:
                              f"{got((input_rate, output_rate))}")
         taps = -(-self.TAPS_PER_PHASE * max(self.up, self.down) // self.up)
         cutoff = 0.94 / max(self.up, self.down)
+        from scipy.signal import firwin  # 0.85 s to import: only the low-latency preset needs it
+
         h = firwin(taps * self.up, cutoff, window=("kaiser", 11.0)) * self.up
         self.phases = h.reshape(taps, self.up).T[:, ::-1].astype(np.float64)  # (up, taps), newest sample last
         self.taps = taps
