@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
+from collections.abc import Iterator
+
+from vkit.units import ns_to_s, s_to_ns
 
 
 class SessionClock:
@@ -24,10 +28,23 @@ class SessionClock:
         """Sleep until the session clock reads ``t_ns`` (returns at once if it already has)."""
         delay_ns = t_ns - self.now_ns()
         if delay_ns > 0:
-            await asyncio.sleep(delay_ns / 1e9)
+            await asyncio.sleep(ns_to_s(delay_ns))
 
     async def sleep(self, duration_s: float) -> None:
-        await self.sleep_until(self.now_ns() + int(duration_s * 1e9))
+        await self.sleep_until(self.now_ns() + s_to_ns(duration_s))
+
+    def unix_s(self) -> float:
+        """Seconds since the Unix epoch, on this clock (the origin's wall time plus the session time)."""
+        return self.origin_unix_s + ns_to_s(self.now_ns())
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark work running outside the event loop (a thread, a process) until the block ends.
+
+        The system clock ignores it; the virtual clock does not move while any such work is running, so
+        a result computed in a thread arrives at the same virtual time however long it took.
+        """
+        yield
 
 
 class VirtualClock(SessionClock):
@@ -45,6 +62,8 @@ class VirtualClock(SessionClock):
         self._sleepers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._driver: asyncio.Task[None] | None = None
+        self._num_busy = 0
+        self._idle: asyncio.Future[None] | None = None
 
     def now_ns(self) -> int:
         return self._now_ns
@@ -59,16 +78,48 @@ class VirtualClock(SessionClock):
             self._driver = asyncio.get_running_loop().create_task(self._drive())
         await future
 
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        self._num_busy += 1
+        try:
+            yield
+        finally:
+            self._num_busy -= 1
+            if self._num_busy == 0 and self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
+
     async def _drive(self) -> None:
         loop = asyncio.get_running_loop()
         while self._sleepers:
-            # let every runnable callback finish before time moves
-            for _ in range(64):
-                await asyncio.sleep(0)
-                if not getattr(loop, "_ready", None):
-                    break
+            await self._settle(loop)
             t_ns, _, future = heapq.heappop(self._sleepers)
             if future.cancelled():
                 continue
             self._now_ns = max(self._now_ns, t_ns)
             future.set_result(None)
+
+    async def _settle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Return once nothing can run before time moves: no ready callback, busy work or ready socket."""
+        while True:
+            for _ in range(64):  # let every runnable callback finish
+                await asyncio.sleep(0)
+                if not getattr(loop, "_ready", None):
+                    break
+            if self._num_busy:
+                self._idle = loop.create_future()
+                await self._idle
+                continue
+            if not _sockets_ready(loop):
+                return
+
+
+def _sockets_ready(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a file the loop watches is ready now: bytes to read, room to write, a thread's wake-up.
+
+    A zero-timeout poll of the loop's own selector (level-triggered, so nothing is consumed). Loops
+    without one (uvloop, the Windows proactor) report False: there, time may pass a message in flight.
+    """
+    selector = getattr(loop, "_selector", None)
+    if selector is None:
+        return False
+    return bool(selector.select(0))

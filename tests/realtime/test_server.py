@@ -246,7 +246,7 @@ def test_transcripts_message_size_limit_and_the_cascade_responder(speech_24k):
 
 def test_the_cascade_recognises_each_utterance_once_without_freezing_its_process(speech_24k):
     """pocketsphinx holds the GIL while it decodes: in this process it would stall an embedded server's graph."""
-    from vkit.realtime.server import CascadeResponder
+    from vkit.realtime.server import CascadeResponder, Turn
 
     audio, truth = speech_24k
     start, end = truth[1]
@@ -266,7 +266,7 @@ def test_the_cascade_recognises_each_utterance_once_without_freezing_its_process
             began = asyncio.get_running_loop().time()
             loop = asyncio.get_running_loop()
             heard, reply = await asyncio.gather(loop.run_in_executor(None, responder.transcribe, turn, 24_000),
-                                                responder.reply(turn, 24_000))
+                                                responder.reply(Turn(turn, 24_000)))
             took_s = asyncio.get_running_loop().time() - began
             ticking = False
             await ticker
@@ -274,7 +274,7 @@ def test_the_cascade_recognises_each_utterance_once_without_freezing_its_process
 
         heard, reply, took_s, max_lag_s = run(main())
         assert "table" in heard and reply.input_transcript == heard and reply.transcript == "Your table is booked."
-        assert len(responder._recognising) == 1  # noqa: SLF001 - the transcript and the answer shared one decode
+        assert responder.recogniser.num_recent == 1  # the transcript and the answer shared one decode
         assert max_lag_s < took_s / 4, (max_lag_s, took_s)  # decoding took most of took_s, elsewhere
     finally:
         responder.close()
