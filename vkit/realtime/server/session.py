@@ -793,7 +793,8 @@ class ServerSession:
             self._item_added_start(item, before)
         ids = {"response_id": rid, "item_id": item_id, "output_index": output_index, "call_id": call_id}
         self._emit("response.function_call_arguments.delta", **ids, delta=call.arguments)
-        self._emit("response.function_call_arguments.done", **ids, arguments=call.arguments, name=call.name)
+        named = {"name": call.name} if self.dialect == "ga" else {}  # beta's event has no name
+        self._emit("response.function_call_arguments.done", **ids, arguments=call.arguments, **named)
         done = {**item, "status": "completed", "arguments": call.arguments}
         if response.in_conversation:
             self.items[item_id].data = done
@@ -823,10 +824,12 @@ class ServerSession:
         response.record.status = status
         response.record.audio_ms = response.output_audio_ms
         context = [i for i in (self._lookup(x) for x in response.context) if i is not None]
-        self._emit("response.done", response=self._response_object(
-            response, status, reason, usage(context, response.outputs, response.output_audio_ms,
-                                            response.overrides.get("instructions", self.session.get("instructions") or "")),
-            error))
+        counted = usage(context, response.outputs, response.output_audio_ms,
+                        response.overrides.get("instructions", self.session.get("instructions") or ""))
+        if self.dialect == "beta":  # beta's usage has no image or cached-detail counts
+            details = counted["input_token_details"]
+            del details["image_tokens"], details["cached_tokens_details"]
+        self._emit("response.done", response=self._response_object(response, status, reason, counted, error))
         if response.in_conversation:
             playback_ns = response.trigger_ns + ms_to_ns((response.record.first_audio_after_trigger_ms or 0)
                                                          + response.output_audio_ms)
