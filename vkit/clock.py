@@ -51,10 +51,17 @@ class VirtualClock(SessionClock):
     """A clock that jumps straight to the next sleeper's deadline once every task is waiting.
 
     Time only moves when all runnable work is done, so a paced source that "plays in real time"
-    finishes instantly and every timestamp is reproducible.
+    finishes instantly and every timestamp is reproducible. "Done" means: the loop has no ready
+    callback, no work marked ``busy()`` is running, and no socket the loop watches is ready (a
+    zero-timeout poll of the loop's selector). That rule matters for a client and a server on one
+    loop over loopback: a message written by one end is not yet a callback of the other, only a
+    readable socket, and time must not jump past it. And before each jump, a real-time timer of the
+    loop due within ``POLL_S`` (code that polls with ``asyncio.wait(..., timeout=0.05)``) is waited for
+    once, so a poll sees the state at this virtual time before the next jump.
     """
 
     virtual = True
+    POLL_S = 0.1
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,6 +99,12 @@ class VirtualClock(SessionClock):
         loop = asyncio.get_running_loop()
         while self._sleepers:
             await self._settle(loop)
+            poll_s = _next_timer_s(loop)
+            if poll_s is not None and poll_s <= self.POLL_S:
+                await asyncio.sleep(poll_s)  # a real-time poll: let it look once before time moves
+                await self._settle(loop)
+            if not self._sleepers:
+                break
             t_ns, _, future = heapq.heappop(self._sleepers)
             if future.cancelled():
                 continue
@@ -111,6 +124,12 @@ class VirtualClock(SessionClock):
                 continue
             if not _sockets_ready(loop):
                 return
+
+
+def _next_timer_s(loop: asyncio.AbstractEventLoop) -> float | None:
+    """Seconds until the loop's next real-time timer (``call_later``, a sleep, a timeout), or None."""
+    scheduled = [h for h in getattr(loop, "_scheduled", ()) if not h.cancelled()]
+    return max(0.0, min(h.when() for h in scheduled) - loop.time()) if scheduled else None
 
 
 def _sockets_ready(loop: asyncio.AbstractEventLoop) -> bool:
