@@ -187,7 +187,11 @@ class ServerSession:
             event = self.protocol.receive(text)
         except ClientEventError as error:
             self.num_errors += 1
+            log.info("client event refused: %s", error)
             self._out.append(self.protocol.encode(error.event))
+            return
+        except RecursionError:  # JSON nested deeper than the parser goes
+            self._error("invalid_json", "Invalid event: the JSON is nested too deeply.")
             return
         try:
             getattr(self, "_on_" + event.type.replace(".", "_"))(event, now_ns)
@@ -290,6 +294,7 @@ class ServerSession:
     def _error(self, code: str, message: str, *, param: str | None = None, event_id: str | None = None,
                error_type: str = "invalid_request_error") -> None:
         self.num_errors += 1
+        log.info("error event %s (param %s): %s", code, param, message)
         self._out.append(self.protocol.encode(self.protocol.error(code, message, param=param, event_id=event_id,
                                                                   error_type=error_type)))
 
