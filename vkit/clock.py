@@ -55,9 +55,10 @@ class VirtualClock(SessionClock):
     callback, no work marked ``busy()`` is running, and no socket the loop watches is ready (a
     zero-timeout poll of the loop's selector). That rule matters for a client and a server on one
     loop over loopback: a message written by one end is not yet a callback of the other, only a
-    readable socket, and time must not jump past it. And before each jump, a real-time timer of the
-    loop due within ``POLL_S`` (code that polls with ``asyncio.wait(..., timeout=0.05)``) is waited for
-    once, so a poll sees the state at this virtual time before the next jump.
+    readable socket, and time must not jump past it. And a real-time timer of the loop due within
+    ``POLL_S`` (code that polls with ``asyncio.wait(..., timeout=0.05)``) counts as due that far ahead
+    on the virtual timeline: when the next sleeper is further away, the clock waits for the poll
+    (for real) before jumping, so the poll sees the state at this time rather than after the jump.
     """
 
     virtual = True
@@ -100,8 +101,8 @@ class VirtualClock(SessionClock):
         while self._sleepers:
             await self._settle(loop)
             poll_s = _next_timer_s(loop)
-            if poll_s is not None and poll_s <= self.POLL_S:
-                await asyncio.sleep(poll_s)  # a real-time poll: let it look once before time moves
+            if poll_s is not None and poll_s <= self.POLL_S and self._sleepers[0][0] - self._now_ns > s_to_ns(poll_s):
+                await asyncio.sleep(poll_s)  # a real-time poll falls due first: let it look before time jumps
                 await self._settle(loop)
             if not self._sleepers:
                 break
