@@ -41,7 +41,8 @@ class LocalServer:
     output streaming speed as a multiple of real time (0 = as fast as possible). ``clock``: every wait and
     timestamp of the server (a ``VirtualClock`` runs whole sessions with no real waiting); by default a
     ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
-    answer within ``ping_timeout_s`` (real time: they watch the network, not the session).
+    answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
+    ``close_timeout_s`` (real time: they watch the network, not the session).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, responder: str | Responder = "echo",
@@ -51,7 +52,7 @@ class LocalServer:
                  max_input_buffer_s: float = 600.0, max_retained_audio_s: float = 600.0,
                  tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
-                 ping_timeout_s: float | None = 20.0, measure_lag: bool = False) -> None:
+                 ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False) -> None:
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
         if not 5 <= chunk_ms <= 1000:
@@ -68,6 +69,7 @@ class LocalServer:
         self.max_message_bytes = max_message_bytes
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
+        self.close_timeout_s = close_timeout_s
         self.measure_lag = measure_lag
         self.routes: dict[str, Callable[[ServerConnection], Awaitable[None]]] = self._routes()
         self.connections: set[Connection] = set()
@@ -107,7 +109,7 @@ class LocalServer:
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
                                    select_subprotocol=_select_subprotocol, max_size=self.max_message_bytes,
                                    compression=None, ping_interval=self.ping_interval_s,
-                                   ping_timeout=self.ping_timeout_s)
+                                   ping_timeout=self.ping_timeout_s, close_timeout=self.close_timeout_s)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.measure_lag:
             self._lag_task = asyncio.ensure_future(self._probe_lag())

@@ -14,12 +14,17 @@ from vkit.realtime.server.session import ReplyWork, ServerSession, Transcription
 
 log = logging.getLogger(__name__)
 
+#: a client frame this large (about 10 s of 24 kHz PCM16 in base64) is processed in a thread: decoding and
+#: server VAD over minutes of audio would otherwise hold the event loop, and every other session with it
+OFF_LOOP_BYTES = 640_000
+
 
 class Connection:
     """Socket in -> ``session.receive_text``; ``session.events_to_send`` -> socket; work and deadlines run here.
 
     Every wait goes through ``clock``: on a ``VirtualClock`` a whole session runs with no real waiting, and
-    blocking work (a recogniser, a TTS) is marked ``clock.busy()`` so time does not pass while it runs.
+    blocking work (a recogniser, a TTS, a frame over ``OFF_LOOP_BYTES``) is marked ``clock.busy()`` so time
+    does not pass while it runs. ``_core`` serialises every call into the session, whichever task makes it.
     """
 
     def __init__(self, websocket: Any, session: ServerSession, responder: Responder, clock: SessionClock) -> None:
@@ -28,6 +33,7 @@ class Connection:
         self.responder = responder
         self.clock = clock
         self._send_lock = asyncio.Lock()
+        self._core = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
         self._timer_deadline_ns: int | None = None
@@ -36,7 +42,11 @@ class Connection:
         try:
             await self._pump()
             async for message in self.websocket:
-                self.session.receive_text(message, self.clock.now_ns())
+                async with self._core:
+                    if len(message) >= OFF_LOOP_BYTES:
+                        await self.run_blocking(self.session.receive_text, message, self.clock.now_ns())
+                    else:
+                        self.session.receive_text(message, self.clock.now_ns())
                 await self._pump()
         finally:
             if self._timer is not None:
@@ -46,10 +56,12 @@ class Connection:
 
     async def _pump(self) -> None:
         """Send what the session produced, start its work, re-arm its timer; close when it asks."""
-        for work in self.session.take_work():
-            self._spawn(self._reply(work) if isinstance(work, ReplyWork) else self._transcribe(work))
         async with self._send_lock:  # texts leave in the session's order, whichever task pumps
-            for text in self.session.events_to_send():
+            async with self._core:
+                work, texts = self.session.take_work(), self.session.events_to_send()
+            for item in work:
+                self._spawn(self._reply(item) if isinstance(item, ReplyWork) else self._transcribe(item))
+            for text in texts:
                 await self.websocket.send(text)
         if self.session.close_code is not None:
             await self.websocket.close(self.session.close_code, "session expired")
@@ -73,7 +85,8 @@ class Connection:
     async def _fire_at(self, deadline_ns: int) -> None:
         await self.clock.sleep_until(deadline_ns)
         self._timer, self._timer_deadline_ns = None, None
-        self.session.on_deadline(self.clock.now_ns())
+        async with self._core:
+            self.session.on_deadline(self.clock.now_ns())
         await self._quietly(self._pump())
 
     async def run_blocking(self, fn: Any, *args: Any) -> Any:
@@ -89,9 +102,11 @@ class Connection:
             raise
         except Exception as exc:  # a responder's bug fails its response, not the session
             log.exception("responder %s failed", getattr(self.responder, "name", self.responder))
-            self.session.reply_failed(work.response_id, f"{type(exc).__name__}: {exc}", self.clock.now_ns())
+            async with self._core:
+                self.session.reply_failed(work.response_id, f"{type(exc).__name__}: {exc}", self.clock.now_ns())
         else:
-            self.session.reply_ready(work.response_id, reply, self.clock.now_ns())
+            async with self._core:
+                self.session.reply_ready(work.response_id, reply, self.clock.now_ns())
         await self._quietly(self._pump())
 
     async def _transcribe(self, work: TranscriptionWork) -> None:
@@ -102,7 +117,8 @@ class Connection:
                 text = await self.run_blocking(transcribe, work.audio, work.sample_rate_hz)
             except Exception:  # noqa: BLE001 - reported as an empty transcript, logged
                 log.exception("transcription failed")
-        self.session.transcription_ready(work.item_id, text, self.clock.now_ns())
+        async with self._core:
+            self.session.transcription_ready(work.item_id, text, self.clock.now_ns())
         await self._quietly(self._pump())
 
     @staticmethod
