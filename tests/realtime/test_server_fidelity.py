@@ -327,3 +327,31 @@ def test_the_echo_responder_transcribes_what_it_echoes_with_a_recogniser(speech_
     heard = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed")
     assert "table" in said and heard["transcript"] == said
     validate_strictly(events)
+
+
+def test_vkit_serve_exposes_the_tools_responder_and_its_rules():
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "vkit", "serve", "--port", str(port), "--responder", "tools",
+                               "--tool-rule", 'weather=get_weather:{"city": "Oslo"}'], stderr=subprocess.PIPE)
+    try:
+        assert b"on ws://127.0.0.1" in server.stderr.readline()  # printed once the server listens
+
+        async def main():
+            async with RawClient(f"ws://127.0.0.1:{port}/v1/realtime") as c:
+                await manual(c, tools=[WEATHER])
+                await c.send(type="conversation.item.create", item=user_text("weather in Oslo?"))
+                await c.send(type="response.create")
+                return (await c.wait_for("response.done"))[0]
+
+        done = run(main())
+    finally:
+        server.terminate()
+        server.wait(10)
+    (call,) = done["response"]["output"]
+    assert (call["name"], json.loads(call["arguments"])) == ("get_weather", {"city": "Oslo"})
