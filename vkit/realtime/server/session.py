@@ -503,13 +503,15 @@ class ServerSession:
         item.setdefault("id", self.protocol.new_id("item"))
         item["object"], item["status"] = "realtime.item", item.get("status", "completed")
         audio, transcript = None, ""
+        audio_format = output_format_name(self.session) if item.get("role") == "assistant" else input_format_name(
+            self.session)  # a client's assistant audio is in the format it would have arrived in
         for part in item.get("content", []):
             if part.get("type") in ("input_audio", "output_audio", "audio") and part.get("audio"):
-                audio = decode_audio(part.pop("audio"), input_format_name(self.session))
+                audio = decode_audio(part.pop("audio"), audio_format)
                 transcript = part.get("transcript") or ""
             if part.get("type") == "input_audio":
                 part.setdefault("transcript", None)
-        before = self._add_item(_Item(item, audio, input_format_name(self.session), transcript),
+        before = self._add_item(_Item(item, audio, audio_format, transcript),
                                 None if previous == "root" else previous)
         self._item_added(item, before if previous != "root" else None)
 
@@ -626,6 +628,7 @@ class ServerSession:
     def _turn(self, response: _Response, audio: np.ndarray | None) -> Turn:
         rate = self._input_rate()
         transcript = None
+        latest_audio = None  # the latest user audio in the context, unless the trigger gave the speech itself
         items = []
         for item_id in response.context:
             stored = self._lookup(item_id)
@@ -635,10 +638,10 @@ class ServerSession:
             if stored.data.get("role") == "user":
                 texts = [p.get("text", "") for p in stored.data.get("content", []) if p.get("type") == "input_text"]
                 transcript = " ".join(texts) if texts else (stored.transcript or None)
-                if audio is None or stored.audio is not None:
-                    audio = stored.audio if stored.audio is not None and stored.audio_format == input_format_name(
-                        self.session) else audio
+                usable = stored.audio is not None and stored.audio_format == input_format_name(self.session)
+                latest_audio = stored.audio if usable else None
         overrides = response.overrides
+        audio = audio if audio is not None else latest_audio
         return Turn(audio=audio if audio is not None else np.zeros(0, np.float32), sample_rate_hz=rate,
                     transcript=transcript, items=items, tools=overrides.get("tools", self.session.get("tools") or []),
                     tool_choice=overrides.get("tool_choice", self.session.get("tool_choice", "auto")),
