@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,18 +28,22 @@ from vkit.realtime.protocol import ClientEventError, ServerProtocol
 from vkit.realtime.server import validation as schema
 from vkit.realtime.server.latency import DelayModel
 from vkit.realtime.server.responders import OUTPUT_RATE_HZ, FunctionCall, Reply, Turn
+from vkit.realtime.server.usage import usage
 from vkit.realtime.session_config import (
     default_session,
     from_beta,
     input_format_name,
     merge_session,
     output_format_name,
+    realtime_session,
     to_beta,
+    to_beta_transcription,
+    transcription_session,
     turn_detection,
 )
 from vkit.units import ms_to_ns, ms_to_samples, ns_to_ms, s_to_ns, samples_to_ms, samples_to_ns
 
-__all__ = ["ServerOptions", "ServerSession", "ResponseRecord", "ReplyWork", "TranscriptionWork", "usage"]
+__all__ = ["ServerOptions", "ServerSession", "ResponseRecord", "ReplyWork", "TranscriptionWork"]
 
 log = logging.getLogger(__name__)
 _EAGERNESS_SILENCE_MS = {"low": 1200, "medium": 600, "auto": 600, "high": 250}
@@ -138,7 +141,6 @@ class _Response:
     sent_text: str = ""
     sent_samples: int = 0
     output_audio_ms: float = 0.0
-    started: bool = False
 
 
 class ServerSession:
@@ -152,7 +154,7 @@ class ServerSession:
         self.session = default_session(model, self.protocol.new_id("sess"))
         self.session["expires_at"] = int(unix_s + options.max_session_s)
         if transcription:
-            self.session = _as_transcription(self.session)
+            self.session = transcription_session(self.session)
         self.conversation_id = self.protocol.new_id("conv")
         self.buffer = _Buffer()
         self.items: dict[str, _Item] = {}
@@ -169,7 +171,6 @@ class ServerSession:
         self._speech_start_ms = 0
         self._audio_started = False
         self._idle_since: tuple[int, int] | None = (now_ns, 0)  # (time, input position) the idle clock runs from
-        self._pending_transcripts: set[str] = set()
         self._out_of_band: dict[str, _Item] = {}  # a response's ``input`` items: answered, never in the conversation
         self.model = model
         self._emit("session.created", session=self._session_view())
@@ -260,7 +261,6 @@ class ServerSession:
 
     def transcription_ready(self, item_id: str, text: str, now_ns: int) -> None:
         """What the user said in ``item_id``: transcription deltas (one per word), then completed."""
-        self._pending_transcripts.discard(item_id)
         stored = self.items.get(item_id)
         seconds = 0.0
         if stored is not None:
@@ -300,7 +300,7 @@ class ServerSession:
 
     def _session_view(self) -> dict[str, Any]:
         if self.dialect == "beta":
-            return _beta_transcription(self.session) if self.is_transcription else to_beta(self.session)
+            return to_beta_transcription(self.session) if self.is_transcription else to_beta(self.session)
         return self.session
 
     def _input_rate(self) -> int:
@@ -369,16 +369,16 @@ class ServerSession:
         return bool(self.order) or self.buffer.end_sample > 0
 
     def _update(self, update: dict[str, Any]) -> None:
-        base = _as_realtime(self.session, self.model) if update.get("type") == "realtime" and self.is_transcription else self.session
+        base = realtime_session(self.session, self.model) if update.get("type") == "realtime" and self.is_transcription else self.session
         merged = merge_session(base, update)
-        self.session = _as_transcription(merged) if merged.get("type") == "transcription" else merged
+        self.session = transcription_session(merged) if merged.get("type") == "transcription" else merged
         self._vad = None  # rebuilt for the new turn detection on the next append
 
     def _on_transcription_session_update(self, event: Any, now_ns: int) -> None:
         schema.check(schema.BETA_TRANSCRIPTION_SESSION, event.session, "session")
         update = from_beta({k: v for k, v in event.session.items() if k not in ("modalities", "include")})
         self._update({**update, "type": "transcription"})
-        self._emit("transcription_session.updated", session=_beta_transcription(self.session))
+        self._emit("transcription_session.updated", session=to_beta_transcription(self.session))
 
     # -- input audio -----------------------------------------------------------------------------------
 
@@ -445,7 +445,6 @@ class ServerSession:
         if not self.is_transcription:
             self._item_added(item, previous)
         if self.session["audio"]["input"].get("transcription") is not None or self.is_transcription:
-            self._pending_transcripts.add(item_id)
             self._work.append(TranscriptionWork(item_id, audio, self._input_rate()))
         return audio
 
@@ -844,69 +843,3 @@ class ServerSession:
             self._idle_since = (max(now_ns, playback_ns), self.buffer.end_sample)
         for item_id in response.context:
             self._out_of_band.pop(item_id, None)
-
-
-def usage(context: list[_Item], outputs: list[dict[str, Any]], output_audio_ms: float,
-          instructions: str = "") -> dict[str, Any]:
-    """Token usage as OpenAI counts it, from what actually went in and out.
-
-    Audio tokens by duration, as OpenAI's Realtime pricing counts them: user (input) audio is one token per
-    100 ms, assistant (output) audio one token per 50 ms, rounded up per item. Text is counted at one token per
-    four characters (rounded up), the usual approximation of OpenAI's tokenisers (vkit ships none). Input
-    is the response's context (the conversation or its ``input`` items) plus the instructions; output is
-    the response's items: its audio, its transcript or text, and its function calls' names and arguments.
-    Nothing is cached.
-    """
-    def text_tokens(text: str) -> int:
-        return math.ceil(len(text) / 4)
-
-    input_audio = input_text = 0
-    for stored in context:
-        data = stored.data
-        if stored.audio is not None and stored.audio.size:
-            duration_ms = samples_to_ms(stored.audio.size, AUDIO_FORMATS[stored.audio_format][0])
-            input_audio += math.ceil(duration_ms / (50 if data.get("role") == "assistant" else 100))
-        for part in data.get("content", []):
-            input_text += text_tokens(part.get("text") or "")
-        input_text += text_tokens(data.get("output", "") + data.get("arguments", ""))
-    input_text += text_tokens(instructions)
-    output_audio = math.ceil(output_audio_ms / 50)
-    output_text = 0
-    for item in outputs:
-        for part in item.get("content", []):
-            output_text += text_tokens(part.get("transcript") or part.get("text") or "")
-        output_text += text_tokens(item.get("name", "") + item.get("arguments", ""))
-    total_in, total_out = input_audio + input_text, output_audio + output_text
-    return {"total_tokens": total_in + total_out, "input_tokens": total_in, "output_tokens": total_out,
-            "input_token_details": {"text_tokens": input_text, "audio_tokens": input_audio, "image_tokens": 0,
-                                    "cached_tokens": 0, "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0,
-                                                                                  "image_tokens": 0}},
-            "output_token_details": {"text_tokens": output_text, "audio_tokens": output_audio}}
-
-
-def _as_transcription(session: dict[str, Any]) -> dict[str, Any]:
-    """The GA transcription session object for a session's state."""
-    audio_in = (session.get("audio") or {}).get("input") or {}
-    return {"type": "transcription", "id": session.get("id"), "object": "realtime.transcription_session",
-            "expires_at": session.get("expires_at", 0), "include": session.get("include"),
-            "audio": {"input": {"format": audio_in.get("format", {"type": "audio/pcm", "rate": 24_000}),
-                                "transcription": audio_in.get("transcription"),
-                                "noise_reduction": audio_in.get("noise_reduction"),
-                                "turn_detection": audio_in.get("turn_detection")}}}
-
-
-def _as_realtime(session: dict[str, Any], model: str) -> dict[str, Any]:
-    full = default_session(model, session.get("id") or "sess_local")
-    full["expires_at"] = session.get("expires_at", 0)
-    return merge_session(full, {"audio": {"input": session["audio"]["input"]}})
-
-
-def _beta_transcription(session: dict[str, Any]) -> dict[str, Any]:
-    """The flat beta transcription session object."""
-    audio_in = session["audio"]["input"]
-    detection = audio_in.get("turn_detection")
-    return {"id": session.get("id"), "object": "realtime.transcription_session", "modalities": ["text"],
-            "input_audio_format": input_format_name(session),
-            "input_audio_transcription": audio_in.get("transcription"),
-            "turn_detection": None if detection is None else {k: v for k, v in detection.items() if v is not None},
-            "input_audio_noise_reduction": audio_in.get("noise_reduction"), "include": session.get("include")}
