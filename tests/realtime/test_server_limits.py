@@ -18,15 +18,15 @@ MANUAL = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
 
 
 def test_a_huge_append_is_processed_off_the_loop_while_another_session_takes_its_turn():
-    huge = json.dumps({"type": "input_audio_buffer.append", "audio": encode_audio(np.zeros(24_000 * 210, np.float32))})
-    assert len(huge) > 12.8 * 2**20  # 210 s of PCM16: 12.8 MiB of JSON
+    huge = json.dumps({"type": "input_audio_buffer.append", "audio": encode_audio(np.zeros(24_000 * 60, np.float32))})
+    assert len(huge) > 3.6 * 2**20  # 60 s of PCM16: 3.7 MiB of JSON (the 13 MiB costs 3.5 times more)
 
     async def main():
         async with LocalServer(output_pace=0) as server:
             async with RawClient(server.url) as big, RawClient(server.url) as healthy:
                 await healthy.send(type="session.update", session=MANUAL)
                 await healthy.wait_for("session.updated")
-                await big.send_raw(huge)  # server VAD is on: decoding and VAD over 210 s
+                await big.send_raw(huge)  # server VAD is on: decoding and VAD over 60 s
                 await big.send(type="input_audio_buffer.commit")
                 await healthy.send(type="conversation.item.create", item={"type": "message", "role": "user",
                                                                           "content": [{"type": "input_text",
@@ -80,3 +80,22 @@ def test_a_frozen_peer_is_pinged_and_reaped():
             return len(server.connections)
 
     assert asyncio.run(main()) == 0
+
+
+def test_an_hour_of_turns_keeps_a_bounded_amount_of_audio():
+    session = ServerSession(ServerOptions(output_pace=0, chunk_ms=1000, max_retained_audio_s=120.0))
+    session.receive_text(json.dumps({"type": "session.update", "session": MANUAL}), 0)
+    one_s = encode_audio(np.full(24_000, 0.01, np.float32))
+    from vkit.realtime.server import Reply
+
+    for turn in range(360):  # one hour of turns: 1 s of speech, an answer of 10 s
+        now_ns = turn * 10 * 10**9
+        session.receive_text(json.dumps({"type": "input_audio_buffer.append", "audio": one_s}), now_ns)
+        session.receive_text(json.dumps({"type": "input_audio_buffer.commit"}), now_ns)
+        session.receive_text(json.dumps({"type": "response.create"}), now_ns)
+        (work,) = session.take_work()
+        session.reply_ready(work.response_id, Reply(np.full(240_000, 0.01, np.float32)), now_ns)
+        session.on_deadline(now_ns)
+        session.events_to_send()
+    kept_s = sum(i.audio.size / 24_000 for i in session.items.values() if i.audio is not None)
+    assert len(session.items) == 720 and kept_s <= 120.0 and not session.responses

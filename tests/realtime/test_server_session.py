@@ -44,10 +44,13 @@ class Driver:
         self.session.receive_text(json.dumps(event), at_ns)
         self._collect()
 
-    def answer(self, reply: Reply, at_ns: int | None = None) -> None:
-        (work,) = [w for w in self.session.take_work() if isinstance(w, ReplyWork)]
-        self.session.reply_ready(work.response_id, reply, self.now_ns if at_ns is None else at_ns)
+    def answer(self, reply: Reply, at_ns: int | None = None) -> bool:
+        """Answer the response the session asked for, if it asked (True)."""
+        works = [w for w in self.session.take_work() if isinstance(w, ReplyWork)]
+        for work in works:
+            self.session.reply_ready(work.response_id, reply, self.now_ns if at_ns is None else at_ns)
         self._collect()
+        return bool(works)
 
     def of(self, wire_type: str) -> list[tuple[int, dict]]:
         return [(t, e) for t, e in self.events if e["type"] == wire_type]
@@ -129,3 +132,19 @@ def test_a_session_update_of_beta_and_ga_spells_the_session_its_way(beta):
     voice = updated["session"]["voice"] if beta else updated["session"]["audio"]["output"]["voice"]
     assert voice == "ash"
     validate_strictly([e for _, e in driver.events], "beta" if beta else "ga")
+
+
+def test_speech_during_an_answer_cancels_it_with_turn_detected(speech_24k):
+    audio, truth = speech_24k
+    driver = Driver(output_pace=1.0)
+    step = 2400  # 100 ms appends, in real time
+    for k, start in enumerate(range(0, int((truth[1][0] + 500) * 24), step)):
+        driver.send(k * 100 * MS, type="input_audio_buffer.append", audio=encode_audio(audio[start : start + step]))
+        driver.answer(Reply(np.full(24_000 * 10, 0.05, np.float32), transcript="a long answer"))
+    (_, done), = driver.of("response.done")
+    assert done["response"]["status"] == "cancelled"
+    assert done["response"]["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+    assert done["response"]["output"][0]["status"] == "incomplete"
+    starts = [t for t, _ in driver.of("input_audio_buffer.speech_started")]
+    assert len(starts) == 2 and starts[1] == max(t for t, _ in driver.events if _["type"] == "response.done")
+    validate_strictly([e for _, e in driver.events])

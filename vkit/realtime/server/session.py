@@ -140,6 +140,7 @@ class _Response:
     ids: dict[str, Any] = field(default_factory=dict)
     sent_text: str = ""
     sent_samples: int = 0
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the answer, at the output rate
     output_audio_ms: float = 0.0
 
 
@@ -693,6 +694,7 @@ class ServerSession:
                 rate = self._output_rate()
                 audio = reply.audio if rate == OUTPUT_RATE_HZ or not reply.audio.size else soxr.resample(
                     reply.audio, OUTPUT_RATE_HZ, rate).astype(np.float32)
+                response.audio = audio
                 chunk = max(1, rate * self.options.chunk_ms // 1000)
                 num_chunks = -(-audio.size // chunk)
                 words = text.split()
@@ -745,8 +747,7 @@ class ServerSession:
             response.sent_samples += piece.size
             stored = self.items.get(response.ids["item_id"])
             if stored is not None:
-                stored.audio = piece if stored.audio is None or not stored.audio.size else np.concatenate(
-                    [stored.audio, piece])
+                stored.audio = response.audio[: response.sent_samples]  # what was sent so far (a view)
 
     def _text_step(self, response: _Response, text: str, now_ns: int) -> None:
         words = text.split(" ")
@@ -783,6 +784,7 @@ class ServerSession:
         stored = self.items.get(item["id"])
         if stored is not None:
             stored.data, stored.transcript = done, text
+            self._forget_old_audio()  # its audio grew as it streamed
         response.outputs.append(done)
         self._emit("response.output_item.done", response_id=response.record.response_id, output_index=0, item=done)
         if response.in_conversation and not beta and stored is not None:
