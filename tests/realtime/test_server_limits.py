@@ -28,6 +28,7 @@ def test_a_huge_append_is_processed_off_the_loop_while_another_session_takes_its
                 await healthy.wait_for("session.updated")
                 await big.send_raw(huge)  # server VAD is on: decoding and VAD over 60 s
                 await big.send(type="input_audio_buffer.commit")
+                await asyncio.sleep(0.5)  # the huge frame has arrived and is being processed
                 await healthy.send(type="conversation.item.create", item={"type": "message", "role": "user",
                                                                           "content": [{"type": "input_text",
                                                                                        "text": "hi"}]})
