@@ -17,6 +17,7 @@ from vkit.realtime.server import DelayModel, Reply, ServerOptions, ServerSession
 from vkit.realtime.server.session import ReplyWork
 
 MS = 1_000_000
+pytestmark = pytest.mark.timeout(60)
 
 
 class Driver:
@@ -148,3 +149,26 @@ def test_speech_during_an_answer_cancels_it_with_turn_detected(speech_24k):
     starts = [t for t, _ in driver.of("input_audio_buffer.speech_started")]
     assert len(starts) == 2 and starts[1] == max(t for t, _ in driver.events if _["type"] == "response.done")
     validate_strictly([e for _, e in driver.events])
+
+
+class _SlowEcho:
+    """An echo whose answer takes 50 ms of real work in a thread."""
+
+    name = "slow-echo"
+
+    async def reply(self, turn):
+        import time
+
+        await turn.run_blocking(time.sleep, 0.05)
+        return Reply(turn.audio)
+
+
+def test_blocking_work_of_a_responder_takes_no_virtual_time(speech_24k):
+    audio, _ = speech_24k
+    stage = Realtime(server={"responder": _SlowEcho(), "output_pace": 0})
+    session = vkit.run(sources.Array(audio[: 24_000 * 9], 24_000, pace="realtime") | stage | sinks.Null(),
+                       clock="virtual")
+    done = [e.event.response for e in session.events_of(ProtocolEvent)
+            if e.type == "response.done" and e.direction == "received"]
+    assert len(done) >= 2 and {d["metadata"]["vkit_processing_ms"] for d in done} == {"0.000"}
+    assert [t.server_first_audio_ms for t in session.turns if t.server_first_audio_ms is not None] == [0.0] * len(done)
