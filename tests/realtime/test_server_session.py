@@ -172,3 +172,24 @@ def test_blocking_work_of_a_responder_takes_no_virtual_time(speech_24k):
             if e.type == "response.done" and e.direction == "received"]
     assert len(done) >= 2 and {d["metadata"]["vkit_processing_ms"] for d in done} == {"0.000"}
     assert [t.server_first_audio_ms for t in session.turns if t.server_first_audio_ms is not None] == [0.0] * len(done)
+
+
+def test_transcription_sessions_by_intent_and_by_the_beta_event():
+    by_intent = ServerSession(ServerOptions(), transcription=True)
+    created = json.loads(by_intent.events_to_send()[0])
+    assert created["session"]["type"] == "transcription"
+    validate_strictly([created])
+    driver = Driver("beta")
+    driver.send(0, type="transcription_session.update", session={
+        "input_audio_format": "g711_ulaw", "input_audio_transcription": {"model": "gpt-4o-transcribe"},
+        "turn_detection": None})
+    (_, updated), = driver.of("transcription_session.updated")
+    assert updated["session"]["input_audio_format"] == "g711_ulaw" and updated["session"]["turn_detection"] is None
+    driver.send(0, type="input_audio_buffer.append", audio=encode_audio(np.zeros(800, np.float32), "g711_ulaw"))
+    driver.send(0, type="input_audio_buffer.commit")
+    assert [e["type"] for _, e in driver.events][-1] == "input_audio_buffer.committed"  # no item, no response
+    # the SDK types transcription_session.updated with its REST model (a required client_secret): check the
+    # documented wire keys here, and every other event strictly
+    assert set(updated["session"]) == {"id", "object", "modalities", "input_audio_format", "input_audio_transcription",
+                                       "turn_detection", "input_audio_noise_reduction", "include"}
+    validate_strictly([e for _, e in driver.events if e["type"] != "transcription_session.updated"], "beta")
