@@ -80,8 +80,7 @@ def test_barge_in_cancels_and_truncates_at_the_position_played(speech_24k):
     assert truncate.audio_end_ms == truncated.audio_end_ms == barge[0].data["audio_end_ms"]
     assert abs(truncate.audio_end_ms - heard_ms) <= 25
     assert 0 < truncate.audio_end_ms < 4000
-    assert flushed.sample == started.sample + truncate.audio_end_ms * 24 or abs(
-        flushed.sample - started.sample - truncate.audio_end_ms * 24) <= 24 * 25
+    assert abs(flushed.sample - started.sample - truncate.audio_end_ms * 24) <= 24 * 25
     # the answer was cancelled by the client, or had finished arriving before the barge-in
     assert sent(session, "response.cancel") or received(session, "response.done")[0].event.response["status"] == "completed"
     assert session.turns.rows() == compute_turns(session.events).rows() and session.turns[0].interrupted
