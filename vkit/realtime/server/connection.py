@@ -63,18 +63,19 @@ class Connection:
                 self._spawn(self._reply(item) if isinstance(item, ReplyWork) else self._transcribe(item))
             for text in texts:
                 await self.websocket.send(text)
-        if self.session.close_code is not None:
-            await self.websocket.close(self.session.close_code, "session expired")
+        async with self._core:
+            close_code, deadline = self.session.close_code, self.session.next_deadline_ns()
+        if close_code is not None:
+            await self.websocket.close(close_code, "session expired")
             return
-        self._arm()
+        self._arm(deadline)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _arm(self) -> None:
-        deadline = self.session.next_deadline_ns()
+    def _arm(self, deadline: int | None) -> None:
         if deadline == self._timer_deadline_ns and self._timer is not None and not self._timer.done():
             return
         if self._timer is not None:
