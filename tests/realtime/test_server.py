@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from realtime_helpers import RawClient, validate_with_sdk
+from realtime_helpers import RawClient
+from strict_sdk import validate_strictly
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -45,7 +46,7 @@ def test_server_vad_finds_each_turn_at_the_right_place_and_answers(speech_24k):
         "conversation.item.added"]
     done = [e for e in events if e["type"] == "response.done"]
     assert all(d["response"]["status"] == "completed" and d["response"]["usage"]["output_tokens"] > 0 for d in done)
-    validate_with_sdk(events, "ga")
+    validate_strictly(events, "ga")
 
 
 def test_beta_clients_get_the_beta_dialect(speech_24k):
@@ -69,7 +70,7 @@ def test_beta_clients_get_the_beta_dialect(speech_24k):
     assert "conversation.item.created" in types and "conversation.item.added" not in types
     updated = next(e for e in events if e["type"] == "session.updated")["session"]
     assert updated["turn_detection"] is None and updated["voice"] == "shimmer"
-    validate_with_sdk(events, "beta")
+    validate_strictly(events, "beta")
 
 
 def test_each_error_is_answered_and_the_session_survives():
@@ -106,7 +107,7 @@ def test_each_error_is_answered_and_the_session_survives():
     assert errors["c6"]["code"] == "item_truncate_invalid_item_id"
     assert errors["c8"]["code"] == "conversation_already_has_active_response"
     assert [e["type"] for e in events].count("response.done") == 1
-    validate_with_sdk(events, "ga")
+    validate_strictly(events, "ga")
 
 
 def test_manual_turn_cancel_truncate_retrieve_delete():
@@ -140,7 +141,7 @@ def test_manual_turn_cancel_truncate_retrieve_delete():
     assert len(retrieved["item"]["content"][0]["audio"]) == 6400  # 100 ms of PCM16 at 24 kHz, base64
     codes = {e["error"]["event_id"]: e["error"]["code"] for e in events if e["type"] == "error"}
     assert codes == {"too_far": "invalid_value", "again": "item_delete_invalid_item_id"}
-    validate_with_sdk(events, "ga")
+    validate_strictly(events, "ga")
 
 
 def test_bad_clients_do_not_disturb_a_healthy_session(speech_24k):
@@ -241,12 +242,12 @@ def test_transcripts_message_size_limit_and_the_cascade_responder(speech_24k):
     assert said["transcript"] == "Your table is booked."
     assert sum(len(e["delta"]) for e in events if e["type"] == "response.output_audio.delta") > 24_000
     assert close_code == 1009  # message too big: closed by the server, which keeps running
-    validate_with_sdk(events, "ga")
+    validate_strictly(events, "ga")
 
 
 def test_the_cascade_recognises_each_utterance_once_without_freezing_its_process(speech_24k):
     """pocketsphinx holds the GIL while it decodes: in this process it would stall an embedded server's graph."""
-    from vkit.realtime.server import CascadeResponder
+    from vkit.realtime.server import CascadeResponder, Turn
 
     audio, truth = speech_24k
     start, end = truth[1]
@@ -266,7 +267,7 @@ def test_the_cascade_recognises_each_utterance_once_without_freezing_its_process
             began = asyncio.get_running_loop().time()
             loop = asyncio.get_running_loop()
             heard, reply = await asyncio.gather(loop.run_in_executor(None, responder.transcribe, turn, 24_000),
-                                                responder.reply(turn, 24_000))
+                                                responder.reply(Turn(turn, 24_000)))
             took_s = asyncio.get_running_loop().time() - began
             ticking = False
             await ticker
@@ -274,7 +275,7 @@ def test_the_cascade_recognises_each_utterance_once_without_freezing_its_process
 
         heard, reply, took_s, max_lag_s = run(main())
         assert "table" in heard and reply.input_transcript == heard and reply.transcript == "Your table is booked."
-        assert len(responder._recognising) == 1  # noqa: SLF001 - the transcript and the answer shared one decode
+        assert responder.recogniser.num_recent == 1  # the transcript and the answer shared one decode
         assert max_lag_s < took_s / 4, (max_lag_s, took_s)  # decoding took most of took_s, elsewhere
     finally:
         responder.close()

@@ -35,7 +35,7 @@ def sent(session, wire_type: str) -> list[ProtocolEvent]:
 def test_server_vad_turn_streams_audio_out_as_frames(speech_24k):
     memory = sinks.Memory()
     stage = Realtime(server={"output_pace": 0, "response_delay_ms": 50})
-    session = vkit.run(sources.Array(first_turn(speech_24k), 24_000, pace="realtime") | stage | memory)
+    session = vkit.run(sources.Array(first_turn(speech_24k), 24_000, pace="realtime") | stage | memory, clock="virtual")
     assert len(received(session, "input_audio_buffer.speech_stopped")) == 1
     done = received(session, "response.done")
     assert len(done) == 1 and done[0].event.response["status"] == "completed"
@@ -51,7 +51,7 @@ def test_server_vad_turn_streams_audio_out_as_frames(speech_24k):
 def test_manual_turns_are_driven_by_vkits_vad(speech_24k):
     graph = (sources.Array(first_turn(speech_24k), 24_000, pace="realtime") | filters.VAD("silero")
              | Realtime(turn_detection="manual", server={"output_pace": 0}) | sinks.VirtualSpeaker())
-    session = vkit.run(graph)
+    session = vkit.run(graph, clock="virtual")
     assert not received(session, "input_audio_buffer.speech_stopped")  # the server's VAD is off
     commits, creates = sent(session, "input_audio_buffer.commit"), sent(session, "response.create")
     assert len(commits) == len(creates) == 1
@@ -69,7 +69,7 @@ def test_barge_in_cancels_and_truncates_at_the_position_played(speech_24k):
              | Realtime(turn_detection="manual", server={"responder": "scripted", "replies": [reply],
                                                           "output_pace": 4.0})
              | sinks.VirtualSpeaker(prebuffer_ms=60))
-    session = vkit.run(graph)
+    session = vkit.run(graph, clock="virtual")
     barge = [e for e in session.events_of(Marker) if e.name == "barge_in"]
     assert len(barge) == 1
     truncate = sent(session, "conversation.item.truncate")[0].event
@@ -80,9 +80,9 @@ def test_barge_in_cancels_and_truncates_at_the_position_played(speech_24k):
     assert truncate.audio_end_ms == truncated.audio_end_ms == barge[0].data["audio_end_ms"]
     assert abs(truncate.audio_end_ms - heard_ms) <= 25
     assert 0 < truncate.audio_end_ms < 4000
-    assert flushed.sample == started.sample + truncate.audio_end_ms * 24 or abs(
-        flushed.sample - started.sample - truncate.audio_end_ms * 24) <= 24 * 25
-    assert sent(session, "response.cancel") or received(session, "response.done")[0].event.response["status"]
+    assert abs(flushed.sample - started.sample - truncate.audio_end_ms * 24) <= 24 * 25
+    # the answer was cancelled by the client, or had finished arriving before the barge-in
+    assert sent(session, "response.cancel") or received(session, "response.done")[0].event.response["status"] == "completed"
     assert session.turns.rows() == compute_turns(session.events).rows() and session.turns[0].interrupted
 
 
@@ -130,7 +130,7 @@ def test_an_unreachable_endpoint_fails_clearly():
 def test_input_at_another_rate_is_resampled_to_24khz_and_endpoints_are_built_right():
     memory = sinks.Memory()
     tone = sources.Tone(440, duration_ms=1000, sample_rate_hz=16_000)
-    session = vkit.run(tone | Realtime(turn_detection="manual", server={"output_pace": 0}) | memory)
+    session = vkit.run(tone | Realtime(turn_detection="manual", server={"output_pace": 0}) | memory, clock="virtual")
     appended = sum(e.event.extra["num_samples"] for e in sent(session, "input_audio_buffer.append"))
     assert abs(appended - 24_000) <= 48  # one second at the wire rate, less the resampler's tail
     from vkit.realtime.stage import _Session, _with_model

@@ -6,7 +6,8 @@ import copy
 from typing import Any
 
 __all__ = ["default_session", "merge_session", "to_beta", "from_beta", "turn_detection", "input_format_name",
-           "output_format_name", "TURN_DETECTION_DEFAULTS"]
+           "output_format_name", "TURN_DETECTION_DEFAULTS", "transcription_session", "realtime_session",
+           "to_beta_transcription"]
 
 TURN_DETECTION_DEFAULTS = {
     "server_vad": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
@@ -140,3 +141,32 @@ def from_beta(update: dict[str, Any]) -> dict[str, Any]:
 def _ga_format(name: str) -> dict[str, Any]:
     kind = _FORMAT_TYPES.get(name, name)
     return {"type": kind, "rate": 24_000} if kind == "audio/pcm" else {"type": kind}
+
+
+def transcription_session(session: dict[str, Any]) -> dict[str, Any]:
+    """The GA transcription session object for a session's state."""
+    audio_in = (session.get("audio") or {}).get("input") or {}
+    return {"type": "transcription", "id": session.get("id"), "object": "realtime.transcription_session",
+            "expires_at": session.get("expires_at", 0), "include": session.get("include"),
+            "audio": {"input": {"format": audio_in.get("format", {"type": "audio/pcm", "rate": 24_000}),
+                                "transcription": audio_in.get("transcription"),
+                                "noise_reduction": audio_in.get("noise_reduction"),
+                                "turn_detection": audio_in.get("turn_detection")}}}
+
+
+def realtime_session(session: dict[str, Any], model: str) -> dict[str, Any]:
+    """A full realtime session that keeps a transcription session's input audio settings."""
+    full = default_session(model, session.get("id") or "sess_local")
+    full["expires_at"] = session.get("expires_at", 0)
+    return merge_session(full, {"audio": {"input": session["audio"]["input"]}})
+
+
+def to_beta_transcription(session: dict[str, Any]) -> dict[str, Any]:
+    """The flat beta transcription session object."""
+    audio_in = session["audio"]["input"]
+    detection = audio_in.get("turn_detection")
+    return {"id": session.get("id"), "object": "realtime.transcription_session", "modalities": ["text"],
+            "input_audio_format": input_format_name(session),
+            "input_audio_transcription": audio_in.get("transcription"),
+            "turn_detection": None if detection is None else {k: v for k, v in detection.items() if v is not None},
+            "input_audio_noise_reduction": audio_in.get("noise_reduction"), "include": session.get("include")}

@@ -150,7 +150,7 @@ class Realtime(Pipe):
             if url is None:
                 from vkit.realtime.server import LocalServer
 
-                server = await stack.enter_async_context(LocalServer(**self.server))
+                server = await stack.enter_async_context(LocalServer(**{"clock": ctx.clock, **self.server}))
                 url = server.url
                 ctx.publish(Marker(name="local_server", data={"url": server.url, **{
                     k: str(v) for k, v in self.server.items()}}))

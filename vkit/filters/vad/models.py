@@ -30,7 +30,7 @@ class SileroModel:
     _lock = threading.Lock()
 
     def __init__(self) -> None:
-        self.session = self._load()
+        self.session = self.load()
         self.reset()
 
     def __getstate__(self) -> dict:
@@ -39,10 +39,11 @@ class SileroModel:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.session = self._load()
+        self.session = self.load()
 
     @classmethod
-    def _load(cls):  # noqa: ANN206 - onnxruntime type
+    def load(cls):  # noqa: ANN206 - onnxruntime type
+        """The shared onnxruntime session, loaded on first use (call it early to keep the load off a hot path)."""
         with cls._lock:
             if cls._session is None:
                 import onnxruntime

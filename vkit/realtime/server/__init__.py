@@ -2,6 +2,19 @@
 
 from vkit.realtime.server.app import LocalServer
 from vkit.realtime.server.latency import PROFILES, DelayModel
-from vkit.realtime.server.responders import CascadeResponder, EchoResponder, Reply, ScriptedResponder
+from vkit.realtime.server.responders import (
+    CascadeResponder,
+    EchoResponder,
+    FunctionCall,
+    Recogniser,
+    Reply,
+    ScriptedResponder,
+    ToolRule,
+    ToolsResponder,
+    Turn,
+)
+from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession
 
-__all__ = ["LocalServer", "DelayModel", "PROFILES", "EchoResponder", "ScriptedResponder", "CascadeResponder", "Reply"]
+__all__ = ["LocalServer", "DelayModel", "PROFILES", "EchoResponder", "ScriptedResponder", "CascadeResponder",
+           "ToolsResponder", "ToolRule", "FunctionCall", "Recogniser", "Reply", "Turn", "ServerSession",
+           "ServerOptions", "ResponseRecord"]

@@ -1,4 +1,9 @@
-"""The embedded local Realtime server: ``ws://127.0.0.1:PORT/v1/realtime``, GA by default, beta on request."""
+"""The embedded local Realtime server: ``ws://127.0.0.1:PORT/v1/realtime``, GA by default, beta on request.
+
+Routing: ``LocalServer.routes`` maps a path to a handler ``async (websocket) -> None``; a request for any
+other path is answered 404. Adding an endpoint (e.g. ``/v1/responses``) is one entry in ``_routes()`` and
+its handler.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ import asyncio
 import http
 import logging
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +19,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from vkit.clock import SessionClock
 from vkit.errors import ConfigError, got
-from vkit.realtime.server.connection import Connection, ResponseRecord
+from vkit.realtime.server.connection import Connection
 from vkit.realtime.server.latency import DelayModel
-from vkit.realtime.server.responders import Responder, make_responder
+from vkit.realtime.server.responders import Responder, ToolRule, make_responder
+from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession
 
 log = logging.getLogger(__name__)
 
@@ -28,38 +34,55 @@ __all__ = ["LocalServer"]
 class LocalServer:
     """A Realtime-protocol server on loopback, for offline, reproducible sessions.
 
-    ``responder``: "echo", "scripted" (``replies=[...]``) or "cascade", or any object with
-    ``async reply(audio, sample_rate_hz) -> Reply``. ``response_delay_ms``: injected delay before the first
-    audio delta (ms, a distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade").
-    ``output_pace``: output streaming speed as a multiple of real time (0 = as fast as possible).
+    ``responder``: "echo", "scripted" (``replies=[...]``), "cascade" or "tools" (``tool_rules=[...]``), or
+    any object with ``async reply(turn: Turn) -> Reply``; ``transcribe=True`` gives echo and tools a
+    pocketsphinx recogniser. ``response_delay_ms``: injected delay before the first audio delta (ms, a
+    distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade"). ``output_pace``:
+    output streaming speed as a multiple of real time (0 = as fast as possible). ``clock``: every wait and
+    timestamp of the server (a ``VirtualClock`` runs whole sessions with no real waiting); by default a
+    ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
+    answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
+    ``close_timeout_s`` (real time: they watch the network, not the session).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, responder: str | Responder = "echo",
                  replies: Sequence[str | Path | np.ndarray] | None = None, response_delay_ms: str | float = 0,
                  output_pace: float = 2.0, chunk_ms: int = 40, seed: int = 0, max_sessions: int = 100,
                  max_session_s: float = 3600.0, max_message_bytes: int = 16 * 1024 * 1024,
-                 measure_lag: bool = False) -> None:
+                 max_input_buffer_s: float = 600.0, max_retained_audio_s: float = 600.0,
+                 tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
+                 clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
+                 ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False) -> None:
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
         if not 5 <= chunk_ms <= 1000:
             raise ConfigError(f"chunk_ms must be in [5, 1000] {got(chunk_ms)}")
         self.host = host
         self.port = port
-        self.responder: Responder = make_responder(responder, replies) if isinstance(responder, str) else responder
+        self.responder: Responder = (make_responder(responder, replies, tool_rules=tool_rules, transcribe=transcribe)
+                                     if isinstance(responder, str) else responder)
         self._owns_responder = isinstance(responder, str)
-        self.delay = DelayModel(response_delay_ms, seed)
-        self.output_pace = output_pace
-        self.chunk_ms = chunk_ms
+        self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, chunk_ms, max_session_s,
+                                     max_input_buffer_s, max_retained_audio_s)
+        self.clock = clock
         self.max_sessions = max_sessions
-        self.max_session_s = max_session_s
         self.max_message_bytes = max_message_bytes
+        self.ping_interval_s = ping_interval_s
+        self.ping_timeout_s = ping_timeout_s
+        self.close_timeout_s = close_timeout_s
         self.measure_lag = measure_lag
+        self.routes: dict[str, Callable[[ServerConnection], Awaitable[None]]] = self._routes()
         self.connections: set[Connection] = set()
-        self.records: list[ResponseRecord] = []
+        self._finished: list[ResponseRecord] = []
         self.lag_ms: list[float] = []
         self.num_rejected = 0
         self._server: Server | None = None
         self._lag_task: asyncio.Task[None] | None = None
+
+    @property
+    def records(self) -> list[ResponseRecord]:
+        """The server's account of each response (the latest 100,000 of ended sessions, then live ones)."""
+        return self._finished + [r for c in self.connections for r in c.session.records]
 
     @property
     def url(self) -> str:
@@ -73,13 +96,20 @@ class LocalServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def _routes(self) -> dict[str, Callable[[ServerConnection], Awaitable[None]]]:
+        """Path -> handler. The Realtime endpoint answers at both spellings clients use."""
+        return {"/v1/realtime": self._realtime, "/realtime": self._realtime}
+
     async def start(self) -> None:
         from vkit.filters.vad.models import SileroModel
 
-        SileroModel._load()  # noqa: SLF001 - load the server VAD's model now, not inside the first session
+        SileroModel.load()  # the server VAD's model now, not inside the first session
+        if self.clock is None:
+            self.clock = SessionClock()
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
                                    select_subprotocol=_select_subprotocol, max_size=self.max_message_bytes,
-                                   compression=None, ping_interval=None)
+                                   compression=None, ping_interval=self.ping_interval_s,
+                                   ping_timeout=self.ping_timeout_s, close_timeout=self.close_timeout_s)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.measure_lag:
             self._lag_task = asyncio.ensure_future(self._probe_lag())
@@ -97,9 +127,9 @@ class LocalServer:
             await asyncio.get_running_loop().run_in_executor(None, close_responder)
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0].rstrip("/")
-        if path not in ("/v1/realtime", "/realtime"):
-            return connection.respond(http.HTTPStatus.NOT_FOUND, f"no Realtime endpoint at {path}\n")
+        path = _path(request.path)
+        if path not in self.routes:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
         if len(self.connections) >= self.max_sessions:
             self.num_rejected += 1
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
@@ -107,12 +137,19 @@ class LocalServer:
         return None
 
     async def _handle(self, websocket: ServerConnection) -> None:
+        assert websocket.request is not None
+        await self.routes[_path(websocket.request.path)](websocket)
+
+    async def _realtime(self, websocket: ServerConnection) -> None:
         request = websocket.request
-        assert request is not None
+        assert request is not None and self.clock is not None
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         beta = request.headers.get("OpenAI-Beta", "").replace(" ", "") == "realtime=v1" or "openai-beta.realtime-v1" in offered
-        model = _query(request.path).get("model", "gpt-realtime")
-        connection = Connection(self, websocket, "beta" if beta else "ga", model)
+        query = _query(request.path)
+        session = ServerSession(self.options, dialect="beta" if beta else "ga", model=query.get("model", "gpt-realtime"),
+                                now_ns=self.clock.now_ns(), unix_s=self.clock.unix_s(),
+                                transcription=query.get("intent") == "transcription")
+        connection = Connection(websocket, session, self.responder, self.clock)
         self.connections.add(connection)
         try:
             await connection.run()
@@ -122,13 +159,17 @@ class LocalServer:
             log.exception("session failed")
         finally:
             self.connections.discard(connection)
+            self._finished.extend(session.records)
+            del self._finished[:-_RECORDS_KEPT]
 
     async def _probe_lag(self) -> None:
+        """The event loop's lag in real time (``loop.time``): how late a 10 ms sleep wakes up."""
         interval_s = 0.01
+        loop = asyncio.get_running_loop()
         while True:
-            started = time.monotonic()
+            started = loop.time()
             await asyncio.sleep(interval_s)
-            self.lag_ms.append(max(0.0, (time.monotonic() - started - interval_s) * 1000))
+            self.lag_ms.append(max(0.0, (loop.time() - started - interval_s) * 1000))
             if len(self.lag_ms) > 100_000:
                 del self.lag_ms[:50_000]
 
@@ -163,6 +204,11 @@ class _ThreadedServer:
         self.loop.run_forever()
 
     @property
+    def records(self) -> list[ResponseRecord]:
+        """The server's account of each response (the latest 100,000 of ended sessions, then live ones)."""
+        return self._finished + [r for c in self.connections for r in c.session.records]
+
+    @property
     def url(self) -> str:
         return self.server.url
 
@@ -174,6 +220,13 @@ class _ThreadedServer:
 
 def _select_subprotocol(connection: ServerConnection, subprotocols: Sequence[str]) -> str | None:
     return "realtime" if "realtime" in subprotocols else None
+
+
+_RECORDS_KEPT = 100_000  # the server's account of its latest responses
+
+
+def _path(target: str) -> str:
+    return target.split("?", 1)[0].rstrip("/")
 
 
 def _query(path: str) -> dict[str, str]:

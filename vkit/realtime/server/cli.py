@@ -9,14 +9,22 @@ from typing import Any
 
 from vkit.realtime.server.app import LocalServer
 from vkit.realtime.server.latency import PROFILES
+from vkit.realtime.server.responders import RESPONDERS
 
 
 def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the local Realtime server (OpenAI Realtime protocol)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--responder", choices=["echo", "scripted", "cascade"], default="echo")
+    serve.add_argument("--responder", choices=RESPONDERS, default="echo",
+                       help="echo: the user's audio back; scripted: --reply; cascade: pocketsphinx -> rules -> TTS; "
+                            "tools: function calls (--tool-rule, or the declared tool when asked)")
     serve.add_argument("--reply", action="append", default=None, help="scripted reply: text or an audio file (repeat)")
+    serve.add_argument("--tool-rule", action="append", default=[], metavar="PATTERN=NAME:JSON",
+                       help="tools responder: when the transcript matches PATTERN, call NAME with the JSON arguments "
+                            "(';' between parallel calls; repeat for more rules)")
+    serve.add_argument("--transcribe", action="store_true",
+                       help="echo/tools: transcribe the user with pocketsphinx (fills transcripts)")
     serve.add_argument("--response-delay-ms", default="0",
                        help=f"delay before the first audio: ms, normal:MEAN,SD, uniform:LO,HI, or {', '.join(PROFILES)}")
     serve.add_argument("--output-pace", type=float, default=2.0, help="output streaming speed x real time (0 = burst)")
@@ -24,6 +32,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--max-sessions", type=int, default=100)
     serve.add_argument("--max-session-s", type=float, default=3600.0)
+    serve.add_argument("--max-input-buffer-s", type=float, default=600.0, help="uncommitted input audio kept")
     return serve
 
 
@@ -31,7 +40,8 @@ def run_serve(args: argparse.Namespace) -> int:
     server = LocalServer(args.host, args.port, responder=args.responder, replies=args.reply,
                          response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
                          chunk_ms=args.chunk_ms, seed=args.seed, max_sessions=args.max_sessions,
-                         max_session_s=args.max_session_s)
+                         max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
+                         tool_rules=args.tool_rule, transcribe=args.transcribe)
 
     async def main() -> None:
         async with server:

@@ -1,0 +1,847 @@
+"""The server side of one Realtime session, sans I/O.
+
+``ServerSession`` owns the session config, the input buffer and server VAD, the conversation, the
+responses and their pacing, validation and error shaping. It is fed client text with the time it arrived
+(``receive_text(text, now_ns)``) and drained of server text (``events_to_send()``). It never waits: what
+it needs done outside (a responder's answer, a transcription) it hands out as ``take_work()``, whose
+results come back through ``reply_ready`` / ``transcription_ready``; what must happen later (a response's
+start after the injected delay, each paced audio delta, ``idle_timeout_ms``, the session's end) it exposes
+as ``next_deadline_ns()``, and the I/O layer calls ``on_deadline(now_ns)`` when that time comes. No
+sockets, no asyncio, no clock: times are given, so a session is exactly reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soxr
+
+from vkit.frames import AudioFrame, SpeechStarted, SpeechStopped
+from vkit.realtime.codec import AUDIO_FORMATS, Dialect, decode_audio, encode_audio
+from vkit.realtime.protocol import ClientEventError, ServerProtocol
+from vkit.realtime.server import validation as schema
+from vkit.realtime.server.latency import DelayModel
+from vkit.realtime.server.responders import OUTPUT_RATE_HZ, FunctionCall, Reply, Turn
+from vkit.realtime.server.usage import usage
+from vkit.realtime.session_config import (
+    default_session,
+    from_beta,
+    input_format_name,
+    merge_session,
+    output_format_name,
+    realtime_session,
+    to_beta,
+    to_beta_transcription,
+    transcription_session,
+    turn_detection,
+)
+from vkit.units import ms_to_ns, ms_to_samples, ns_to_ms, s_to_ns, samples_to_ms, samples_to_ns
+
+__all__ = ["ServerOptions", "ServerSession", "ResponseRecord", "ReplyWork", "TranscriptionWork"]
+
+log = logging.getLogger(__name__)
+_EAGERNESS_SILENCE_MS = {"low": 1200, "medium": 600, "auto": 600, "high": 250}
+_MIN_COMMIT_MS = 100
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What every session of one server shares: latency injection, pacing and limits.
+
+    ``output_pace``: output streaming speed as a multiple of real time (0: as fast as possible);
+    ``chunk_ms``: audio per output delta; ``max_session_s``: the session's length before
+    ``session_expired``; ``max_input_buffer_s``: uncommitted input audio kept (beyond it, an append is
+    refused with an error); ``max_retained_audio_s``: conversation audio kept for retrieve and truncate
+    (the oldest items' audio is dropped beyond it, their metadata stays).
+    """
+
+    delay: DelayModel = field(default_factory=DelayModel)
+    output_pace: float = 2.0
+    chunk_ms: int = 40
+    max_session_s: float = 3600.0
+    max_input_buffer_s: float = 600.0
+    max_retained_audio_s: float = 600.0
+
+
+@dataclass
+class ResponseRecord:
+    """The server's own account of one response: the truth a client's measurements are checked against."""
+
+    response_id: str
+    trigger: str  # "speech_stopped", "response.create" or "idle_timeout"
+    injected_delay_ms: float = 0.0
+    processing_ms: float = 0.0
+    first_audio_after_trigger_ms: float | None = None
+    status: str = "in_progress"
+    audio_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReplyWork:
+    """Ask the responder for ``turn``; give the answer to ``reply_ready(response_id, ...)``."""
+
+    response_id: str
+    turn: Turn
+
+
+@dataclass(frozen=True)
+class TranscriptionWork:
+    """Transcribe ``audio``; give the text to ``transcription_ready(item_id, ...)``."""
+
+    item_id: str
+    audio: np.ndarray
+    sample_rate_hz: int
+
+
+@dataclass
+class _Item:
+    data: dict[str, Any]
+    audio: np.ndarray | None = None  # at ``audio_format``'s rate
+    audio_format: str = "pcm16"
+    transcript: str = ""
+
+
+@dataclass
+class _Buffer:
+    chunks: list[np.ndarray] = field(default_factory=list)
+    num_samples: int = 0
+    start_sample: int = 0  # position of the buffer's first sample on the appended-audio timeline
+
+    def take(self) -> np.ndarray:
+        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        self.start_sample += self.num_samples
+        self.chunks, self.num_samples = [], 0
+        return audio
+
+    @property
+    def end_sample(self) -> int:
+        return self.start_sample + self.num_samples
+
+
+@dataclass
+class _Response:
+    record: ResponseRecord
+    trigger_ns: int
+    in_conversation: bool
+    modalities: list[str]
+    metadata: dict[str, str]
+    overrides: dict[str, Any]
+    context: list[str]  # item ids (conversation) the answer is based on
+    requested_ns: int = 0
+    steps: deque[tuple[int, Callable[[int], None]]] = field(default_factory=deque)
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # output items, as last sent
+    open_item: dict[str, Any] | None = None  # the message item being streamed
+    ids: dict[str, Any] = field(default_factory=dict)
+    sent_text: str = ""
+    sent_samples: int = 0
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the answer, at the output rate
+    output_audio_ms: float = 0.0
+
+
+class ServerSession:
+    """One client's session: text in with a time, text out, deadlines for the I/O layer."""
+
+    def __init__(self, options: ServerOptions, *, dialect: Dialect = "ga", model: str = "gpt-realtime",
+                 now_ns: int = 0, unix_s: float = 0.0, transcription: bool = False) -> None:
+        self.options = options
+        self.dialect = dialect
+        self.protocol = ServerProtocol(dialect)
+        self.session = default_session(model, self.protocol.new_id("sess"))
+        self.session["expires_at"] = int(unix_s + options.max_session_s)
+        if transcription:
+            self.session = transcription_session(self.session)
+        self.conversation_id = self.protocol.new_id("conv")
+        self.buffer = _Buffer()
+        self.items: dict[str, _Item] = {}
+        self.order: list[str] = []
+        self.responses: dict[str, _Response] = {}
+        self.records: list[ResponseRecord] = []
+        self.num_errors = 0
+        self.close_code: int | None = None  # set when the session must end: close the socket with it
+        self._out: list[str] = []
+        self._work: list[ReplyWork | TranscriptionWork] = []
+        self._expires_ns = now_ns + s_to_ns(options.max_session_s)
+        self._vad: Any = None
+        self._speech_item: str | None = None
+        self._speech_start_ms = 0
+        self._audio_started = False
+        self._idle_since: tuple[int, int] | None = (now_ns, 0)  # (time, input position) the idle clock runs from
+        self._out_of_band: dict[str, _Item] = {}  # a response's ``input`` items: answered, never in the conversation
+        self.model = model
+        self._emit("session.created", session=self._session_view())
+        if dialect == "beta":
+            self._emit("conversation.created", conversation={"id": self.conversation_id,
+                                                             "object": "realtime.conversation"})
+
+    # -- the I/O layer's interface ----------------------------------------------------------------------
+
+    def receive_text(self, text: str | bytes, now_ns: int) -> None:
+        """One client frame, received at ``now_ns``. Every problem is answered with an error event."""
+        if self.close_code is not None:
+            return
+        try:
+            event = self.protocol.receive(text)
+        except ClientEventError as error:
+            self.num_errors += 1
+            log.info("client event refused: %s", error)
+            self._out.append(self.protocol.encode(error.event))
+            return
+        except RecursionError:  # JSON nested deeper than the parser goes
+            self._error("invalid_json", "Invalid event: the JSON is nested too deeply.")
+            return
+        try:
+            getattr(self, "_on_" + event.type.replace(".", "_"))(event, now_ns)
+        except schema.Invalid as invalid:
+            self._error(invalid.code, str(invalid), param=invalid.param, event_id=event.event_id)
+        except Exception as exc:  # noqa: BLE001 - a bug here is ours: report it, log it, keep the session
+            log.exception("the server failed on a %s event", event.type)
+            self._error("server_error", f"The server had an error while processing your request: "
+                        f"{type(exc).__name__}.", event_id=event.event_id, error_type="server_error")
+
+    def events_to_send(self) -> list[str]:
+        """The server text produced since the last call, in order."""
+        out, self._out = self._out, []
+        return out
+
+    def take_work(self) -> list[ReplyWork | TranscriptionWork]:
+        """Answers and transcriptions to compute outside the session (each result comes back by its id)."""
+        work, self._work = self._work, []
+        return work
+
+    def next_deadline_ns(self) -> int | None:
+        """When ``on_deadline`` must next be called (None: nothing is scheduled)."""
+        if self.close_code is not None:
+            return None
+        times = [self._expires_ns]
+        idle = self._idle_deadline_ns()
+        if idle is not None:
+            times.append(idle)
+        times += [r.steps[0][0] for r in self.responses.values() if r.steps]
+        return min(times)
+
+    def on_deadline(self, now_ns: int) -> None:
+        """Do what is due at ``now_ns``: paced output, an idle timeout, the session's end."""
+        if self.close_code is not None:
+            return
+        if now_ns >= self._expires_ns:
+            minutes = self.options.max_session_s / 60
+            self._error("session_expired", f"Your session hit the maximum duration of {minutes:g} minutes.")
+            self.close_code = 1000
+            return
+        idle = self._idle_deadline_ns()
+        if idle is not None and now_ns >= idle:
+            self._idle_timeout(now_ns)
+        for response in list(self.responses.values()):
+            while response.steps and response.steps[0][0] <= now_ns and response.record.response_id in self.responses:
+                _, step = response.steps.popleft()
+                step(now_ns)
+
+    def reply_ready(self, response_id: str, reply: Reply, now_ns: int) -> None:
+        """The responder's answer for ``response_id`` (ignored if that response has ended meanwhile)."""
+        response = self.responses.get(response_id)
+        if response is None:
+            return
+        record = response.record
+        record.processing_ms = ns_to_ms(now_ns - response.requested_ns)
+        record.injected_delay_ms = self.options.delay.draw_ms()
+        start_ns = now_ns + ms_to_ns(record.injected_delay_ms)
+        self._plan(response, reply, start_ns)
+
+    def reply_failed(self, response_id: str, message: str, now_ns: int) -> None:
+        """The responder raised: the response ends ``failed``."""
+        response = self.responses.get(response_id)
+        if response is not None:
+            self._finish(response, "failed", None, now_ns, error={"type": "server_error", "code": "responder_failed",
+                                                                    "message": message})
+
+    def transcription_ready(self, item_id: str, text: str, now_ns: int) -> None:
+        """What the user said in ``item_id``: transcription deltas (one per word), then completed."""
+        stored = self.items.get(item_id)
+        seconds = 0.0
+        if stored is not None:
+            stored.transcript = text
+            rate = AUDIO_FORMATS[stored.audio_format][0]
+            seconds = round(stored.audio.size / rate, 3) if stored.audio is not None else 0.0
+            for part in stored.data.get("content", []):
+                if part.get("type") == "input_audio":
+                    part["transcript"] = text
+        words = text.split(" ") if text else [""]
+        for index, word in enumerate(words):
+            self._emit("conversation.item.input_audio_transcription.delta", item_id=item_id, content_index=0,
+                       delta=word if index == 0 else " " + word)
+        self._emit("conversation.item.input_audio_transcription.completed", item_id=item_id, content_index=0,
+                   transcript=text, usage={"type": "duration", "seconds": seconds})
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    @property
+    def is_transcription(self) -> bool:
+        return self.session.get("type") == "transcription"
+
+    @property
+    def active(self) -> _Response | None:
+        """The response writing to the default conversation, if any."""
+        return next((r for r in self.responses.values() if r.in_conversation), None)
+
+    def _emit(self, wire_type: str, **fields: Any) -> None:
+        self._out.append(self.protocol.encode(self.protocol.event(wire_type, **fields)))
+
+    def _error(self, code: str, message: str, *, param: str | None = None, event_id: str | None = None,
+               error_type: str = "invalid_request_error") -> None:
+        self.num_errors += 1
+        log.info("error event %s (param %s): %s", code, param, message)
+        self._out.append(self.protocol.encode(self.protocol.error(code, message, param=param, event_id=event_id,
+                                                                  error_type=error_type)))
+
+    def _session_view(self) -> dict[str, Any]:
+        if self.dialect == "beta":
+            return to_beta_transcription(self.session) if self.is_transcription else to_beta(self.session)
+        return self.session
+
+    def _input_rate(self) -> int:
+        return AUDIO_FORMATS[input_format_name(self.session)][0]
+
+    def _output_rate(self) -> int:
+        return AUDIO_FORMATS[output_format_name(self.session)][0]
+
+    def _item_added(self, item: dict[str, Any], previous: str | None) -> None:
+        if self.dialect == "beta":
+            self._emit("conversation.item.created", item=item, previous_item_id=previous)
+        else:
+            self._emit("conversation.item.added", item=item, previous_item_id=previous)
+            self._emit("conversation.item.done", item=item, previous_item_id=previous)
+
+    def _add_item(self, stored: _Item, previous: str | None = None) -> str | None:
+        """Put an item in the conversation after ``previous`` (default: last); return its predecessor."""
+        item_id = stored.data["id"]
+        index = self.order.index(previous) + 1 if previous in self.items else len(self.order)
+        before = self.order[index - 1] if index > 0 else None
+        self.order.insert(index, item_id)
+        self.items[item_id] = stored
+        self._forget_old_audio()
+        return before
+
+    def _forget_old_audio(self) -> None:
+        """Keep at most ``max_retained_audio_s`` of conversation audio, dropping the oldest items' first."""
+        budget_s = self.options.max_retained_audio_s
+        for item_id in reversed(self.order):
+            stored = self.items[item_id]
+            if stored.audio is None:
+                continue
+            seconds = stored.audio.size / AUDIO_FORMATS[stored.audio_format][0]
+            if budget_s >= seconds:
+                budget_s -= seconds
+            else:
+                stored.audio, budget_s = None, 0.0
+
+    # -- session ----------------------------------------------------------------------------------------
+
+    def _on_session_update(self, event: Any, now_ns: int) -> None:
+        update = event.session
+        if self.dialect == "beta":
+            schema.check(schema.BETA_SESSION, update, "session")
+            update = from_beta(update)
+        else:
+            kind = update.get("type")
+            if kind is None:
+                raise schema.Invalid("missing_required_parameter", "session.type",
+                                     "Missing required parameter: 'session.type'.")
+            schema.check(schema.TRANSCRIPTION_SESSION if kind == "transcription" else schema.SESSION, update, "session")
+            if self.is_transcription != (kind == "transcription") and self._has_history():
+                raise schema.Invalid("invalid_value", "session.type", f"Invalid value: '{kind}'. A session's type "
+                                     "cannot change once it has audio or items.")
+        update = {k: v for k, v in update.items() if k not in ("id", "object", "expires_at")}
+        if "model" in update and update["model"] != self.session.get("model"):
+            update.pop("model")  # the model cannot change after connect
+        voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
+        if voice is not None and self._audio_started and voice != self.session["audio"]["output"]["voice"]:
+            raise schema.Invalid("cannot_update_voice", "session.audio.output.voice", "Cannot update a "
+                                 "conversation's voice if assistant audio is present.")
+        self._update(update)
+        self._emit("session.updated", session=self._session_view())
+
+    def _has_history(self) -> bool:
+        return bool(self.order) or self.buffer.end_sample > 0
+
+    def _update(self, update: dict[str, Any]) -> None:
+        base = realtime_session(self.session, self.model) if update.get("type") == "realtime" and self.is_transcription else self.session
+        merged = merge_session(base, update)
+        self.session = transcription_session(merged) if merged.get("type") == "transcription" else merged
+        self._vad = None  # rebuilt for the new turn detection on the next append
+
+    def _on_transcription_session_update(self, event: Any, now_ns: int) -> None:
+        schema.check(schema.BETA_TRANSCRIPTION_SESSION, event.session, "session")
+        update = from_beta({k: v for k, v in event.session.items() if k not in ("modalities", "include")})
+        self._update({**update, "type": "transcription"})
+        self._emit("transcription_session.updated", session=to_beta_transcription(self.session))
+
+    # -- input audio -----------------------------------------------------------------------------------
+
+    def _on_input_audio_buffer_append(self, event: Any, now_ns: int) -> None:
+        try:
+            audio = decode_audio(event.audio, input_format_name(self.session))
+        except Exception as exc:  # noqa: BLE001 - the peer's garbage: report it, keep the session
+            raise schema.Invalid("invalid_value", "audio", f"Invalid 'audio': {exc}") from None
+        rate = self._input_rate()
+        if self.buffer.num_samples + audio.size > rate * self.options.max_input_buffer_s:
+            raise schema.Invalid("invalid_value", "audio", "Invalid 'audio': the input audio buffer would exceed "
+                                 f"its limit of {self.options.max_input_buffer_s:g} s; commit or clear it first.")
+        position = self.buffer.end_sample
+        self.buffer.chunks.append(audio)
+        self.buffer.num_samples += audio.size
+        detection = turn_detection(self.session)
+        if detection is not None and audio.size:
+            self._detect(detection, audio, position, now_ns)
+
+    def _detect(self, detection: dict[str, Any], audio: np.ndarray, position: int, now_ns: int) -> None:
+        rate = self._input_rate()
+        if self._vad is None:
+            from vkit.filters import VAD
+
+            silence_ms = detection.get("silence_duration_ms") or _EAGERNESS_SILENCE_MS.get(
+                detection.get("eagerness", "auto"), 600)
+            self._vad = VAD("silero", threshold=float(detection.get("threshold") or 0.5), min_speech_ms=100,
+                            min_silence_ms=silence_ms, speech_pad_ms=0, emit_scores=False)
+        result = self._vad.process(AudioFrame.mono(audio, rate, start_sample=position))
+        for item in result if isinstance(result, list) else ():
+            if isinstance(item, SpeechStarted):
+                self._speech_started(detection, item.sample * 1000 // rate, now_ns)
+            elif isinstance(item, SpeechStopped):
+                self._speech_stopped(detection, (position + audio.size) * 1000 // rate, now_ns)
+
+    def _speech_started(self, detection: dict[str, Any], start_ms: int, now_ns: int) -> None:
+        prefix_ms = detection.get("prefix_padding_ms") or 0
+        self._speech_item = self.protocol.new_id("item")
+        self._speech_start_ms = max(0, start_ms - prefix_ms)
+        self._idle_since = None
+        self._emit("input_audio_buffer.speech_started", audio_start_ms=self._speech_start_ms, item_id=self._speech_item)
+        active = self.active
+        if active is not None and detection.get("interrupt_response", True) and not self.is_transcription:
+            self._finish(active, "cancelled", "turn_detected", now_ns)
+
+    def _speech_stopped(self, detection: dict[str, Any], end_ms: int, now_ns: int) -> None:
+        item_id = self._speech_item or self.protocol.new_id("item")
+        self._speech_item = None
+        self._emit("input_audio_buffer.speech_stopped", audio_end_ms=end_ms, item_id=item_id)
+        buffer_start = self.buffer.start_sample
+        audio = self._commit(item_id)
+        speech = audio[max(0, ms_to_samples(self._speech_start_ms, self._input_rate()) - buffer_start):]
+        self._idle_since = (now_ns, self.buffer.end_sample)
+        if detection.get("create_response", True) and self.active is None and not self.is_transcription:
+            self._create_response("speech_stopped", now_ns, {}, speech)
+
+    def _commit(self, item_id: str) -> np.ndarray:
+        audio = self.buffer.take()
+        previous = self.order[-1] if self.order else None
+        self._emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
+                "content": [{"type": "input_audio", "transcript": None}]}
+        self._add_item(_Item(item, audio, input_format_name(self.session)))
+        if not self.is_transcription:
+            self._item_added(item, previous)
+        if self.session["audio"]["input"].get("transcription") is not None or self.is_transcription:
+            self._work.append(TranscriptionWork(item_id, audio, self._input_rate()))
+        return audio
+
+    def _on_input_audio_buffer_commit(self, event: Any, now_ns: int) -> None:
+        buffered_ms = samples_to_ms(self.buffer.num_samples, self._input_rate())
+        if buffered_ms < _MIN_COMMIT_MS:
+            raise schema.Invalid("input_audio_buffer_commit_empty", None, "Error committing input audio buffer: "  # type: ignore[arg-type]
+                                 f"buffer too small. Expected at least {_MIN_COMMIT_MS}ms of audio, but buffer only "
+                                 f"has {buffered_ms:.2f}ms of audio.")
+        self._commit(self._speech_item or self.protocol.new_id("item"))
+        self._speech_item = None
+
+    def _on_input_audio_buffer_clear(self, event: Any, now_ns: int) -> None:
+        self.buffer.take()
+        self._emit("input_audio_buffer.cleared")
+
+    def _on_output_audio_buffer_clear(self, event: Any, now_ns: int) -> None:
+        raise schema.Invalid("invalid_value", "type", "output_audio_buffer.clear is only supported for WebRTC and "
+                             "SIP connections.")
+
+    def _idle_deadline_ns(self) -> int | None:
+        detection = turn_detection(self.session)
+        timeout_ms = (detection or {}).get("idle_timeout_ms")
+        if not timeout_ms or self._idle_since is None or self.active is not None or self.is_transcription:
+            return None
+        return self._idle_since[0] + ms_to_ns(timeout_ms)
+
+    def _idle_timeout(self, now_ns: int) -> None:
+        """No speech for ``idle_timeout_ms``: say so, commit what was heard (silence) and answer it."""
+        assert self._idle_since is not None
+        rate = self._input_rate()
+        start_ms = int(samples_to_ms(max(self._idle_since[1], self.buffer.start_sample), rate))
+        end_ms = int(samples_to_ms(self.buffer.end_sample, rate))
+        item_id = self.protocol.new_id("item")
+        self._emit("input_audio_buffer.timeout_triggered", audio_start_ms=start_ms, audio_end_ms=end_ms, item_id=item_id)
+        audio = self._commit(item_id)
+        self._idle_since = None  # restarts when this response has played
+        self._create_response("idle_timeout", now_ns, {}, audio)
+
+    # -- conversation ------------------------------------------------------------------------------------
+
+    def _on_conversation_item_create(self, event: Any, now_ns: int) -> None:
+        item = event.item
+        schema.check(schema.ITEM, item, "item")
+        item = json.loads(json.dumps(item))
+        if item["type"] == "function_call_output":
+            self._check_call_id(item["call_id"])
+        if "id" in item and item["id"] in self.items:
+            raise schema.Invalid("invalid_value", "item.id", f"Invalid value: '{item['id']}'. An item with this id "
+                                 "already exists.")
+        previous = event.previous_item_id
+        if previous is not None and previous != "root" and previous not in self.items:
+            raise schema.Invalid("invalid_value", "previous_item_id", f"Invalid value: '{previous}'. No item with "
+                                 "this id is in the conversation.")
+        item.setdefault("id", self.protocol.new_id("item"))
+        item["object"], item["status"] = "realtime.item", item.get("status", "completed")
+        audio, transcript = None, ""
+        audio_format = output_format_name(self.session) if item.get("role") == "assistant" else input_format_name(
+            self.session)  # a client's assistant audio is in the format it would have arrived in
+        for part in item.get("content", []):
+            if part.get("type") in ("input_audio", "output_audio", "audio") and part.get("audio"):
+                audio = decode_audio(part.pop("audio"), audio_format)
+                transcript = part.get("transcript") or ""
+            if part.get("type") == "input_audio":
+                part.setdefault("transcript", None)
+        before = self._add_item(_Item(item, audio, audio_format, transcript),
+                                None if previous == "root" else previous)
+        self._item_added(item, before if previous != "root" else None)
+
+    def _check_call_id(self, call_id: str) -> None:
+        calls = {i.data.get("call_id") for i in self.items.values() if i.data.get("type") == "function_call"}
+        if call_id not in calls:
+            raise schema.Invalid("invalid_value", "item.call_id", f"Invalid value: '{call_id}'. No tool call found "
+                                 "for function call output with this call_id.")
+
+    def _on_conversation_item_retrieve(self, event: Any, now_ns: int) -> None:
+        stored = self.items.get(event.item_id)
+        if stored is None:
+            raise schema.Invalid("item_retrieve_invalid_item_id", "item_id", f"Item with item_id not found: "
+                                 f"{event.item_id}")
+        item = json.loads(json.dumps(stored.data))
+        if stored.audio is not None:
+            for part in item.get("content", []):
+                if part.get("type") in ("input_audio", "output_audio", "audio"):
+                    part["audio"] = encode_audio(stored.audio, stored.audio_format)
+        self._emit("conversation.item.retrieved", item=item)
+
+    def _on_conversation_item_truncate(self, event: Any, now_ns: int) -> None:
+        stored = self.items.get(event.item_id)
+        if stored is None or stored.data.get("role") != "assistant":
+            raise schema.Invalid("item_truncate_invalid_item_id", "item_id", f"Assistant item with item_id not found: "
+                                 f"{event.item_id}")
+        rate = AUDIO_FORMATS[stored.audio_format][0]
+        audio = stored.audio if stored.audio is not None else np.zeros(0, np.float32)
+        audio_ms = samples_to_ms(audio.size, rate)
+        if event.audio_end_ms < 0 or event.audio_end_ms > audio_ms + 1e-6:
+            raise schema.Invalid("invalid_value", "audio_end_ms", f"Audio content of {audio_ms:.0f}ms is already "
+                                 f"shorter than {event.audio_end_ms}ms")
+        stored.audio = audio[: ms_to_samples(event.audio_end_ms, rate)]
+        stored.transcript = ""
+        for part in stored.data.get("content", []):
+            if "transcript" in part:
+                part["transcript"] = ""
+        self._emit("conversation.item.truncated", item_id=event.item_id, content_index=event.content_index,
+                   audio_end_ms=event.audio_end_ms)
+
+    def _on_conversation_item_delete(self, event: Any, now_ns: int) -> None:
+        if self.items.pop(event.item_id, None) is None:
+            raise schema.Invalid("item_delete_invalid_item_id", "item_id", f"Item with item_id not found: "
+                                 f"{event.item_id}")
+        self.order.remove(event.item_id)
+        self._emit("conversation.item.deleted", item_id=event.item_id)
+
+    # -- responses ---------------------------------------------------------------------------------------
+
+    def _on_response_create(self, event: Any, now_ns: int) -> None:
+        if self.is_transcription:
+            raise schema.Invalid("invalid_value", "type", "Invalid value: 'response.create'. Transcription sessions "
+                                 "do not create responses.")
+        overrides = event.response or {}
+        schema.check(schema.BETA_RESPONSE if self.dialect == "beta" else schema.RESPONSE, overrides, "response")
+        in_conversation = overrides.get("conversation", "auto") != "none"
+        active = self.active
+        if in_conversation and active is not None:
+            raise schema.Invalid("conversation_already_has_active_response", None, "Conversation already has an "  # type: ignore[arg-type]
+                                 f"active response in progress: {active.record.response_id}. Wait until the response "
+                                 "is finished before creating a new one.")
+        context = self._context(overrides)
+        self._create_response("response.create", now_ns, overrides, None, context=context)
+
+    def _context(self, overrides: dict[str, Any]) -> list[str]:
+        """The item ids a response answers: its ``input`` (stored as out-of-band items) or the conversation."""
+        if "input" not in overrides:
+            return list(self.order)
+        ids = []
+        for index, item in enumerate(overrides["input"]):
+            if item["type"] == "item_reference":
+                if item["id"] not in self.items:
+                    raise schema.Invalid("invalid_value", f"response.input[{index}].id", f"Invalid value: "
+                                         f"'{item['id']}'. No item with this id is in the conversation.")
+                ids.append(item["id"])
+                continue
+            item = json.loads(json.dumps(item))
+            item.setdefault("id", self.protocol.new_id("item"))
+            audio = None
+            for part in item.get("content", []):
+                if part.get("type") == "input_audio" and part.get("audio"):
+                    audio = decode_audio(part.pop("audio"), input_format_name(self.session))
+            self._out_of_band[item["id"]] = _Item(item, audio, input_format_name(self.session))
+            ids.append(item["id"])
+        return ids
+
+    def _lookup(self, item_id: str) -> _Item | None:
+        return self.items.get(item_id) or self._out_of_band.get(item_id)
+
+    def _on_response_cancel(self, event: Any, now_ns: int) -> None:
+        response = self.responses.get(event.response_id) if event.response_id else self.active
+        if response is None:
+            raise schema.Invalid("response_cancel_not_active", None, "Cancellation failed: no active response found")  # type: ignore[arg-type]
+        self._finish(response, "cancelled", "client_cancelled", now_ns)
+
+    def _create_response(self, trigger: str, now_ns: int, overrides: dict[str, Any], audio: np.ndarray | None,
+                         context: list[str] | None = None) -> None:
+        record = ResponseRecord(self.protocol.new_id("resp"), trigger)
+        if self.dialect == "beta" and "modalities" in overrides:
+            modalities = ["audio"] if "audio" in overrides["modalities"] else ["text"]
+        else:
+            modalities = list(overrides.get("output_modalities") or self.session.get("output_modalities") or ["audio"])
+        metadata = {**(overrides.get("metadata") or {}), "vkit_trigger": trigger}
+        response = _Response(record, now_ns, overrides.get("conversation", "auto") != "none", modalities, metadata,
+                             overrides, context if context is not None else list(self.order), requested_ns=now_ns)
+        self.responses[record.response_id] = response
+        self.records.append(record)
+        self._emit("response.created", response=self._response_object(response, "in_progress"))
+        self._emit("rate_limits.updated", rate_limits=[
+            {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
+            {"name": "tokens", "limit": 40000, "remaining": 39000, "reset_seconds": 1.5}])
+        self._work.append(ReplyWork(record.response_id, self._turn(response, audio)))
+
+    def _turn(self, response: _Response, audio: np.ndarray | None) -> Turn:
+        rate = self._input_rate()
+        transcript = None
+        latest_audio = None  # the latest user audio in the context, unless the trigger gave the speech itself
+        items = []
+        for item_id in response.context:
+            stored = self._lookup(item_id)
+            if stored is None:
+                continue
+            items.append(stored.data)
+            if stored.data.get("role") == "user":
+                texts = [p.get("text", "") for p in stored.data.get("content", []) if p.get("type") == "input_text"]
+                transcript = " ".join(texts) if texts else (stored.transcript or None)
+                usable = stored.audio is not None and stored.audio_format == input_format_name(self.session)
+                latest_audio = stored.audio if usable else None
+        overrides = response.overrides
+        audio = audio if audio is not None else latest_audio
+        return Turn(audio=audio if audio is not None else np.zeros(0, np.float32), sample_rate_hz=rate,
+                    transcript=transcript, items=items, tools=overrides.get("tools", self.session.get("tools") or []),
+                    tool_choice=overrides.get("tool_choice", self.session.get("tool_choice", "auto")),
+                    output_modalities=response.modalities,
+                    instructions=overrides.get("instructions", self.session.get("instructions") or ""))
+
+    def _response_object(self, response: _Response, status: str, reason: str | None = None,
+                         usage_: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
+        record = response.record
+        audio_out = self.session["audio"]["output"]
+        override_audio = (response.overrides.get("audio") or {}).get("output") or {}
+        details = None
+        if status not in ("in_progress", "completed"):
+            details = {"type": status, **({"reason": reason} if reason else {}), **({"error": error} if error else {})}
+        metadata = dict(response.metadata)
+        if status != "in_progress":
+            metadata.update({
+                "vkit_injected_delay_ms": f"{record.injected_delay_ms:.3f}",
+                "vkit_processing_ms": f"{record.processing_ms:.3f}",
+                "vkit_first_audio_after_trigger_ms": "" if record.first_audio_after_trigger_ms is None
+                else f"{record.first_audio_after_trigger_ms:.3f}"})
+        out: dict[str, Any] = {
+            "id": record.response_id, "object": "realtime.response", "status": status, "status_details": details,
+            "output": response.outputs if status != "in_progress" else [],
+            "conversation_id": self.conversation_id if response.in_conversation else None,
+            "output_modalities": response.modalities,
+            "audio": {"output": {"format": override_audio.get("format", audio_out["format"]),
+                                 "voice": override_audio.get("voice", audio_out["voice"])}},
+            "max_output_tokens": response.overrides.get("max_output_tokens", self.session.get("max_output_tokens", "inf")),
+            "metadata": metadata, "usage": usage_,
+        }
+        if self.dialect == "beta":
+            del out["output_modalities"], out["audio"]
+            out.update({"modalities": ["text", "audio"] if "audio" in response.modalities else ["text"],
+                        "voice": audio_out["voice"], "output_audio_format": output_format_name(self.session),
+                        "temperature": 0.8})
+        return out
+
+    # -- a response's output: planned on the answer's arrival, then paced by deadlines ----------------------
+
+    def _plan(self, response: _Response, reply: Reply, start_ns: int) -> None:
+        steps = response.steps
+        audio_wanted = "audio" in response.modalities
+        text = reply.transcript
+        has_message = bool(text) or (audio_wanted and reply.audio.size > 0) or not reply.calls
+        output_index = 0
+        if has_message:
+            steps.append((start_ns, lambda now: self._open_message(response, now)))
+            if audio_wanted:
+                rate = self._output_rate()
+                audio = reply.audio if rate == OUTPUT_RATE_HZ or not reply.audio.size else soxr.resample(
+                    reply.audio, OUTPUT_RATE_HZ, rate).astype(np.float32)
+                response.audio = audio
+                chunk = max(1, rate * self.options.chunk_ms // 1000)
+                num_chunks = -(-audio.size // chunk)
+                words = text.split()
+                pace = self.options.output_pace
+                for index in range(max(num_chunks, 1 if words else 0)):
+                    piece = audio[index * chunk : (index + 1) * chunk]
+                    share = words[index * len(words) // max(num_chunks, 1) : (index + 1) * len(words) // max(num_chunks, 1)]
+                    due = start_ns + (samples_to_ns(index * chunk / pace, rate) if pace > 0 else 0)
+                    steps.append((due, lambda now, p=piece, s=share: self._audio_step(response, p, s, now)))
+                end_ns = start_ns + (samples_to_ns(audio.size / pace, rate) if pace > 0 else 0)
+                steps.append((end_ns, lambda now: self._close_message(response, now)))
+            else:
+                steps.append((start_ns, lambda now: self._text_step(response, text, now)))
+                steps.append((start_ns, lambda now: self._close_message(response, now)))
+            output_index = 1
+        last_ns = steps[-1][0] if steps else start_ns
+        for offset, call in enumerate(reply.calls):
+            steps.append((last_ns, lambda now, c=call, i=output_index + offset: self._function_call(response, c, i)))
+        steps.append((last_ns, lambda now: self._finish(response, "completed", None, now)))
+
+    def _open_message(self, response: _Response, now_ns: int) -> None:
+        item_id = self.protocol.new_id("item")
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant",
+                "status": "in_progress", "content": []}
+        response.open_item = item
+        response.ids = {"response_id": response.record.response_id, "item_id": item_id, "output_index": 0,
+                        "content_index": 0}
+        self._emit("response.output_item.added", response_id=response.record.response_id, output_index=0, item=item)
+        if response.in_conversation:
+            before = self._add_item(_Item(item, np.zeros(0, np.float32), output_format_name(self.session)))
+            if self.dialect == "beta":
+                self._emit("conversation.item.created", item=item, previous_item_id=before)
+            else:
+                self._emit("conversation.item.added", item=item, previous_item_id=before)
+        audio = "audio" in response.modalities
+        part = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
+        self._emit("response.content_part.added", **response.ids, part=part)
+
+    def _audio_step(self, response: _Response, piece: np.ndarray, words: list[str], now_ns: int) -> None:
+        if words:
+            delta = (" " if response.sent_text else "") + " ".join(words)
+            response.sent_text += delta
+            self._emit("response.output_audio_transcript.delta", **response.ids, delta=delta)
+        if piece.size:
+            if not response.sent_samples:
+                response.record.first_audio_after_trigger_ms = ns_to_ms(now_ns - response.trigger_ns)
+            self._audio_started = True
+            self._emit("response.output_audio.delta", **response.ids,
+                       delta=encode_audio(piece, output_format_name(self.session)))
+            response.sent_samples += piece.size
+            stored = self.items.get(response.ids["item_id"])
+            if stored is not None:
+                stored.audio = response.audio[: response.sent_samples]  # what was sent so far (a view)
+
+    def _text_step(self, response: _Response, text: str, now_ns: int) -> None:
+        words = text.split(" ")
+        for index, word in enumerate(words if text else []):
+            delta = word if index == 0 else " " + word
+            response.sent_text += delta
+            self._emit("response.output_text.delta", **response.ids, delta=delta)
+
+    def _close_message(self, response: _Response, now_ns: int) -> None:
+        item = response.open_item
+        if item is None:
+            return
+        response.open_item = None
+        self._close_item(response, item, "completed")
+
+    def _close_item(self, response: _Response, item: dict[str, Any], status: str) -> None:
+        ids, text = response.ids, response.sent_text
+        audio = "audio" in response.modalities
+        beta = self.dialect == "beta"
+        if audio:
+            kind = "audio" if beta else "output_audio"
+            content = [{"type": kind, "transcript": text}]
+            self._emit("response.output_audio.done", **ids)
+            self._emit("response.output_audio_transcript.done", **ids, transcript=text)
+            self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": text})
+        else:
+            kind = "text" if beta else "output_text"
+            content = [{"type": kind, "text": text}]
+            self._emit("response.output_text.done", **ids, text=text)
+            self._emit("response.content_part.done", **ids, part={"type": "text", "text": text})
+        done = {**item, "status": status, "content": content}
+        rate = self._output_rate()
+        response.output_audio_ms = samples_to_ms(response.sent_samples, rate)
+        stored = self.items.get(item["id"])
+        if stored is not None:
+            stored.data, stored.transcript = done, text
+            self._forget_old_audio()  # its audio grew as it streamed
+        response.outputs.append(done)
+        self._emit("response.output_item.done", response_id=response.record.response_id, output_index=0, item=done)
+        if response.in_conversation and not beta and stored is not None:
+            self._emit("conversation.item.done", item=done)
+
+    def _function_call(self, response: _Response, call: FunctionCall, output_index: int) -> None:
+        item_id, call_id = self.protocol.new_id("item"), self.protocol.new_id("call")
+        item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
+                "name": call.name, "call_id": call_id, "arguments": ""}
+        rid = response.record.response_id
+        self._emit("response.output_item.added", response_id=rid, output_index=output_index, item=item)
+        before = None
+        if response.in_conversation:
+            before = self._add_item(_Item(item))
+            self._item_added_start(item, before)
+        ids = {"response_id": rid, "item_id": item_id, "output_index": output_index, "call_id": call_id}
+        self._emit("response.function_call_arguments.delta", **ids, delta=call.arguments)
+        named = {"name": call.name} if self.dialect == "ga" else {}  # beta's event has no name
+        self._emit("response.function_call_arguments.done", **ids, arguments=call.arguments, **named)
+        done = {**item, "status": "completed", "arguments": call.arguments}
+        if response.in_conversation:
+            self.items[item_id].data = done
+        response.outputs.append(done)
+        self._emit("response.output_item.done", response_id=rid, output_index=output_index, item=done)
+        if response.in_conversation and self.dialect == "ga":
+            self._emit("conversation.item.done", item=done)
+
+    def _item_added_start(self, item: dict[str, Any], before: str | None) -> None:
+        if self.dialect == "beta":
+            self._emit("conversation.item.created", item=item, previous_item_id=before)
+        else:
+            self._emit("conversation.item.added", item=item, previous_item_id=before)
+
+    def _finish(self, response: _Response, status: str, reason: str | None, now_ns: int,
+                error: dict[str, Any] | None = None) -> None:
+        """End a response: close its open item (incomplete unless completed) and send ``response.done``."""
+        rid = response.record.response_id
+        if rid not in self.responses:
+            return
+        response.steps.clear()
+        item = response.open_item
+        if item is not None:
+            response.open_item = None
+            self._close_item(response, item, "completed" if status == "completed" else "incomplete")
+        del self.responses[rid]
+        response.record.status = status
+        response.record.audio_ms = response.output_audio_ms
+        context = [i for i in (self._lookup(x) for x in response.context) if i is not None]
+        counted = usage(context, response.outputs, response.output_audio_ms,
+                        response.overrides.get("instructions", self.session.get("instructions") or ""))
+        if self.dialect == "beta":  # beta's usage has no image or cached-detail counts
+            details = counted["input_token_details"]
+            del details["image_tokens"], details["cached_tokens_details"]
+        self._emit("response.done", response=self._response_object(response, status, reason, counted, error))
+        if response.in_conversation:
+            playback_ns = response.trigger_ns + ms_to_ns((response.record.first_audio_after_trigger_ms or 0)
+                                                         + response.output_audio_ms)
+            self._idle_since = (max(now_ns, playback_ns), self.buffer.end_sample)
+        for item_id in response.context:
+            self._out_of_band.pop(item_id, None)
