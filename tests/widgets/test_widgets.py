@@ -48,15 +48,16 @@ def test_the_player_sink_models_playout_and_forwards_audio_and_flushes():
     sink = sinks.Player(prebuffer_ms=80)
     sent = capture(sink.widget)
     session = vkit.run(sources.Tone(duration_ms=500, pace="realtime", stream="output") | sink, clock="virtual")
-    audio = [m for m, _ in sent if m["content"]["type"] == "pcm16"]
+    audio = [m for m, _ in sent if m.get("content", {}).get("type") == "pcm16"]
     assert len(audio) == 25 and sink.widget.num_sent_samples == 12_000
+    assert sent[0][0]["state"] == {"stream_id": 1}  # the run told the views a new stream starts
     states = [(p.state, p.t_ns) for p in session.events_of(Playout)]
     assert states == [("started", 20_000_000 + 80_000_000), ("stopped", 20_000_000 + 80_000_000 + 500_000_000)]
     tracker = session.playout["output"]
     assert tracker.played_sample(20_000_000 + 80_000_000 + 100_000_000) == 2400
     tracker.flush()
     assert sent[-1][0]["content"] == {"type": "flush"}
-    from_browser(sink.widget, {"type": "played", "position": 777, "state": "running"})
+    from_browser(sink.widget, {"type": "played", "position": 777, "state": "running", "stream_id": 1})
     assert tracker.played_sample(0) == 777  # a browser that reports positions wins over the model
 
 

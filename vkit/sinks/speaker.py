@@ -57,6 +57,11 @@ class VirtualSpeaker(Pipe):
     def latency_ms(self) -> float:
         return self.prebuffer_ms
 
+    def reset(self) -> None:
+        """Forget the last run's playout, so the next run (the runtime resets every stage first)
+        starts from an empty device and registers its tracker in the new session."""
+        self.model = None
+
     async def run(self, ctx: Any) -> None:
         watcher: asyncio.Task[None] | None = None
         try:
