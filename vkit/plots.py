@@ -68,10 +68,13 @@ def waterfall(turns: Any, ax: Any = None, title: str = "Where each millisecond w
     return ax
 
 
-def vad_trace(session: Any, ax: Any = None, threshold: float = 0.5, stream: str = "input") -> Any:
-    """VAD probability over media time, with the threshold and the detected speech shaded."""
-    from vkit.widgets.vad_trace import TraceData
+def vad_trace(session: Any, ax: Any = None, threshold: float | None = None, stream: str = "input") -> Any:
+    """VAD probability over media time, with the threshold (the graph's VAD's unless given) and the
+    detected speech shaded."""
+    from vkit.widgets.vad_trace import TraceData, vad_thresholds
 
+    if threshold is None:
+        threshold = vad_thresholds(getattr(session, "session", session))[0]
     trace = TraceData(stream)
     trace.add(list(getattr(session, "session", session).events))
     points = np.array(trace.points or [(0.0, 0.0)])

@@ -147,3 +147,16 @@ def test_static_plots_render(tmp_path):
     table = plots.compare({"a": turns, "b": turns})
     assert table.loc["voice_to_voice_ms", ("median_ms", "a")] == pytest.approx(np.median([t.voice_to_voice_ms for t in turns]))
     assert all((tmp_path / name).stat().st_size > 5000 for name in ("waterfall.png", "trace.png"))
+
+
+def test_vad_trace_draws_the_graphs_own_thresholds_unless_told_otherwise(tmp_path):
+    graph = sources.File(DATA / "two_turns.wav") | filters.VAD("silero", threshold=0.7) | sinks.Null()
+    session = vkit.run(graph, record=tmp_path / "rec")
+    trace = VadTrace(session)
+    assert (trace.threshold, trace.negative_threshold) == (0.7, pytest.approx(0.55))
+    y = trace.height_px - 20 - (trace.height_px - 40) * 0.7
+    assert f'y1="{y:.1f}"' in trace.svg and "threshold 0.7," in trace.svg
+    assert VadTrace(session, threshold=0.6).threshold == 0.6
+    assert VadTrace(vkit.load_session(tmp_path / "rec")).threshold == 0.7  # a recording's manifest
+    line = [ln for ln in plots.vad_trace(session).get_lines() if ln.get_label() == "threshold"][0]
+    assert line.get_ydata()[0] == 0.7

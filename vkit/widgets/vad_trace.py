@@ -19,17 +19,19 @@ class VadTrace(anywidget.AnyWidget):
     Give it a live Session, a Handle (``graph.start()``) or a loaded recording. While the session runs,
     only new events are read, and the drawing is resent at most ``refresh_hz`` times a second.
     The VAD must run with ``emit_scores=True`` (its default) for the probability line to exist.
+    The threshold lines are the graph's VAD's (``threshold``/``negative_threshold`` override them).
     """
 
     _esm = Path(__file__).with_name("vad_trace.js")
     svg = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, session: Any, *, threshold: float = 0.5, negative_threshold: float | None = 0.35,
+    def __init__(self, session: Any, *, threshold: float | None = None, negative_threshold: float | None = None,
                  stream: str = "input", width_px: int = 900, height_px: int = 160, refresh_hz: float = 4.0) -> None:
         super().__init__()
         self.session = getattr(session, "session", session)  # a Handle has .session
-        self.threshold = threshold
-        self.negative_threshold = negative_threshold
+        graph_threshold, graph_negative = vad_thresholds(self.session)
+        self.threshold = graph_threshold if threshold is None else threshold
+        self.negative_threshold = graph_negative if negative_threshold is None else negative_threshold
         self.stream = stream
         self.width_px = width_px
         self.height_px = height_px
@@ -79,19 +81,39 @@ class VadTrace(anywidget.AnyWidget):
                  'font-family="sans-serif">']
         for a, b in spans:
             parts.append(f'<rect x="{x(a):.1f}" y="{pad}" width="{x(b) - x(a):.1f}" height="{height - 2 * pad}" '
-                         'fill="#4c78a8" opacity="0.15"/>')
+                         'fill="var(--jp-brand-color1, #1976d2)" opacity="0.18"/>')
         for level, dash in ((self.threshold, ""), (self.negative_threshold, ' stroke-dasharray="4 3"')):
             if level is not None:
                 parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
-                             f'stroke="#e45756"{dash}/>')
+                             f'stroke="var(--jp-error-color1, #d32f2f)"{dash}/>')
         line = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in _at_most_two_per_pixel(points, end_ms, width))
-        parts.append(f'<polyline points="{line}" fill="none" stroke="#333" stroke-width="1"/>')
-        parts.append(f'<text x="{pad}" y="12">{html.escape(self.stream)}: VAD probability, threshold '
-                     f'{self.threshold}, speech shaded; {end_ms / 1000:.1f} s</text></svg>')
+        parts.append(f'<polyline points="{line}" fill="none" stroke="var(--jp-ui-font-color1, #1f1f1f)" stroke-width="1"/>')
+        threshold = "" if self.threshold is None else f", threshold {self.threshold:g}"
+        parts.append(f'<text x="{pad}" y="12" fill="var(--jp-ui-font-color1, #1f1f1f)">{html.escape(self.stream)}: '
+                     f'VAD probability{threshold}, speech shaded; {end_ms / 1000:.1f} s</text></svg>')
         return "".join(parts)
 
     def __repr__(self) -> str:
         return f"VadTrace({len(self._trace.points)} windows, {len(self._trace.spans)} speech segments)"
+
+
+def vad_thresholds(session: Any) -> tuple[float | None, float | None]:
+    """(threshold, negative_threshold) of the first VAD in a session's graph: a live graph's stage,
+    or the parameters a recording's manifest lists; (None, None) when there is no VAD."""
+    graph = getattr(session, "graph", None)
+    if graph is not None and hasattr(graph, "nodes"):
+        from vkit.filters.vad import VAD
+
+        for node in graph.nodes()[0]:
+            if isinstance(node.obj, VAD):
+                return node.obj.threshold, node.obj.negative_threshold
+    manifest = getattr(session, "manifest", None)
+    nodes = ((manifest or {}).get("graph") or {}).get("nodes", []) if isinstance(manifest, dict) else []
+    for node in nodes:
+        params = node.get("params") or {}
+        if node.get("class") == "VAD" and "threshold" in params:
+            return params["threshold"], params.get("negative_threshold")
+    return None, None
 
 
 class TraceData:
