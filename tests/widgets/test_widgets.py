@@ -160,3 +160,22 @@ def test_vad_trace_draws_the_graphs_own_thresholds_unless_told_otherwise(tmp_pat
     assert VadTrace(vkit.load_session(tmp_path / "rec")).threshold == 0.7  # a recording's manifest
     line = [ln for ln in plots.vad_trace(session).get_lines() if ln.get_label() == "threshold"][0]
     assert line.get_ydata()[0] == 0.7
+
+
+def test_the_inspector_summarises_p50_p90_and_marks_unmeasured_stages():
+    from vkit.widgets.inspector import latency_summary, stage_rows
+
+    rows = [{"voice_to_voice_ms": v, "end_of_turn_delay_ms": 100.0, "server_first_audio_ms": None,
+             "first_audio_received_ms": 300.0, "first_audio_played_ms": 300.0 + p}
+            for v, p in ((400.0, 80.0), (500.0, 90.0), (600.0, 100.0))]
+    summary = {s["column"]: s for s in latency_summary(rows)}
+    assert summary["voice_to_voice_ms"]["p50_ms"] == 500 and summary["voice_to_voice_ms"]["p90_ms"] == pytest.approx(580)
+    assert summary["playout_ms"]["p50_ms"] == 90 and summary["playout_ms"]["num_turns"] == 3
+    assert summary["server_first_audio_ms"] == {"column": "server_first_audio_ms", "label": "network + server",
+                                                "num_turns": 0, "p50_ms": None, "p90_ms": None}
+    session = vkit.run(sources.Tone(duration_ms=200, stream="output") | filters.Gain(gain_db=-6)
+                       | sinks.VirtualSpeaker(), clock="virtual")
+    table = {r["stage"]: r for r in stage_rows(session.stages)}
+    assert table["Gain"]["measured"] and table["Gain"]["processing_p50_us"] > 0
+    assert not table["VirtualSpeaker"]["measured"] and table["VirtualSpeaker"]["processing_p50_us"] is None
+    assert LatencyInspector(session).summary[0]["label"] == "voice-to-voice"
