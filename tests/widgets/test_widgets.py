@@ -179,3 +179,48 @@ def test_the_inspector_summarises_p50_p90_and_marks_unmeasured_stages():
     assert table["Gain"]["measured"] and table["Gain"]["processing_p50_us"] > 0
     assert not table["VirtualSpeaker"]["measured"] and table["VirtualSpeaker"]["processing_p50_us"] is None
     assert LatencyInspector(session).summary[0]["label"] == "voice-to-voice"
+
+
+def _cascade_rows() -> list[dict]:
+    return [{"turn": i + 1, "user_speech_end_ms": 1000.0 * i, "vad_end_detected_ms": 1000.0 * i + 150,
+             "stt_final_ms": 1000.0 * i + 220, "llm_first_token_ms": 1000.0 * i + 480,
+             "tts_first_audio_ms": 1000.0 * i + 600, "first_audio_received_ms": 1000.0 * i + 610,
+             "first_audio_played_ms": 1000.0 * i + 690 if i else float("nan"),
+             "voice_to_voice_ms": 690.0 if i else None, "interrupted": False} for i in range(2)]
+
+
+def test_the_waterfall_draws_cascade_parts_in_order_with_a_legend_that_covers_nothing():
+    ax = plots.waterfall(_cascade_rows())
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["end-of-turn detection", "speech-to-text final", "LLM first token", "TTS first audio",
+                      "network + server", "first audio to played"]
+    widths = [round(p.get_width()) for p in ax.patches]
+    assert widths == [150, 70, 260, 120, 10] + [150, 70, 260, 120, 10, 80]  # turn 1 was never played
+    legend_box = ax.get_legend().get_window_extent()
+    assert not legend_box.overlaps(ax.get_window_extent())  # below the axes, not on the bars
+    assert ax.get_xlabel() == "time after the end of user speech (ms)"
+    assert [t.get_text() for t in ax.texts] == ["not played", "690 ms"]
+
+
+def test_the_cdf_spans_zero_to_one_with_a_human_label_and_paper_style_is_small():
+    rows = _cascade_rows()
+    ax = plots.latency_distribution({"a": rows})
+    assert ax.get_ylim()[0] == 0 and ax.get_lines()[0].get_ydata()[0] == 0
+    assert ax.get_lines()[0].get_ydata()[-1] == 1 and ax.get_xlabel() == "voice-to-voice (ms)"
+    with plots.paper_style():
+        small = plots.waterfall(rows)
+    assert tuple(small.figure.get_size_inches()) == (3.4, 2.2)
+
+
+def test_turn_and_stage_tables_have_units_integers_and_no_nan_or_six_decimals():
+    html = plots.turn_table(_cascade_rows()).to_html()
+    assert "voice-to-voice (ms)" in html and "LLM first token (ms)" in html
+    assert ">1<" in html and "1.0<" not in html.split("<tbody>")[1].split("</th>")[0]
+    assert "nan" not in html.lower() and ">-<" in html and "690.0" in html
+    session = vkit.run(sources.Tone(duration_ms=200, stream="output") | filters.Gain(gain_db=-6)
+                       | sinks.VirtualSpeaker(), clock="virtual")
+    table = plots.stage_table(session)
+    html = table.to_html()
+    assert "processing p50 (\u00b5s)" in html and "not measured" in html and "nan" not in html.lower()
+    assert table.data.shape == (3, 8)
