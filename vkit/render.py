@@ -61,21 +61,17 @@ def _rates(nodes: Sequence[GraphNode], edges: Sequence[tuple[int, int]], rank: l
     return rates
 
 
-def _edge_label(rate_hz: int | None, latency_ms: float | None) -> str:
-    parts = []
-    if rate_hz:
-        parts.append(f"{rate_hz / 1000:g} kHz")
-    if latency_ms:
-        parts.append(f"+{latency_ms:.3g} ms")
-    return " \u00b7 ".join(parts)
+def _edge_labels(rate_hz: int | None, latency_ms: float | None) -> tuple[str, str]:
+    """(above the arrow, below it): the rate flowing, and the latency the upstream stage adds."""
+    return (f"{rate_hz / 1000:g} kHz" if rate_hz else "", f"+{latency_ms:.3g} ms" if latency_ms else "")
 
 
 def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[tuple[int, int]]) -> str:
     """The graph as a standalone SVG document (``<svg ...>...</svg>``).
 
     A box per node (name, and the class when it differs, else the kind), coloured by kind; an arrow
-    per edge labelled with the sample rate flowing on it and the upstream stage's algorithmic latency
-    (``+32 ms``), so the picture shows where delay is added. Stages carry ``data-stage`` for live labels.
+    per edge labelled with the sample rate flowing on it (above) and the upstream stage's algorithmic
+    latency (``+32 ms``, below), so the picture shows where delay is added. Stages carry ``data-stage`` for live labels.
     """
     rank = _ranks(len(nodes), edges)
     rates = _rates(nodes, edges, rank)
@@ -84,7 +80,7 @@ def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[tuple[int, int]]) -> s
     for i in range(len(nodes)):
         row.append(rows.get(rank[i], 0))
         rows[rank[i]] = row[-1] + 1
-    box_w, box_h, gap_x, gap_y, pad = 140, 46, 64, 22, 12
+    box_w, box_h, gap_x, gap_y, pad = 132, 46, 64, 22, 12
     width = pad * 2 + (max(rank, default=0) + 1) * (box_w + gap_x) - gap_x
     height = pad * 2 + max(rows.values(), default=1) * (box_h + gap_y) - gap_y + 12
 
@@ -104,10 +100,10 @@ def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[tuple[int, int]]) -> s
         x1, y1, x2, y2 = xa + box_w, ya + box_h // 2, xb - 2, yb + box_h // 2
         out.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{_LINE}" stroke-width="1.2" '
                    'marker-end="url(#vkit-arrow)"/>')
-        label = _edge_label(rates[a], nodes[a].latency_ms)
-        if label:
-            out.append(f'<text x="{(x1 + x2) / 2:.0f}" y="{(y1 + y2) / 2 - 5:.0f}" text-anchor="middle" '
-                       f'font-size="10" fill="{_MUTED}">{html.escape(label)}</text>')
+        for label, dy in zip(_edge_labels(rates[a], nodes[a].latency_ms), (-5, 13), strict=True):
+            if label:
+                out.append(f'<text x="{(x1 + x2) / 2:.0f}" y="{(y1 + y2) / 2 + dy:.0f}" text-anchor="middle" '
+                           f'font-size="10" fill="{_MUTED}">{html.escape(label)}</text>')
     for i, node in enumerate(nodes):
         x, y = xy(i)
         stroke = _KIND_STROKES.get(node.kind, _JOIN_STROKE)

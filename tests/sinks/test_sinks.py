@@ -127,3 +127,16 @@ def vkit_data(name: str):
     from pathlib import Path
 
     return Path(__file__).resolve().parents[2] / "data" / name
+
+
+def test_a_run_started_while_the_last_one_plays_out_on_the_same_speaker_measures_both():
+    speaker = sinks.VirtualSpeaker(stream="input", prebuffer_ms=60)
+    first = (sources.Tone(duration_ms=1500, pace="realtime") | speaker).start()
+    import time
+
+    time.sleep(0.5)  # the first run is playing when the second one starts
+    second = vkit.run(sources.Tone(duration_ms=300, pace="realtime") | speaker)
+    first_session = first.wait(10)
+    assert [p.state for p in first_session.events_of(Playout)] == ["started", "stopped"]
+    assert [p.state for p in second.events_of(Playout)] == ["started", "stopped"]
+    assert first_session.events_of(Playout)[1].sample == 36_000 and second.events_of(Playout)[1].sample == 7200
