@@ -38,7 +38,7 @@ const CSS = `
 .vkit-inspector th small { display: block; font-weight: normal; color: var(--jp-ui-font-color2, #555); }
 .vkit-inspector td:first-child, .vkit-inspector th:first-child { text-align: left; }
 .vkit-inspector tbody tr:hover { background: var(--jp-layout-color2, #f3f3f3); }
-.vkit-inspector tr.vkit-selected { background: var(--jp-brand-color3, #bbdefb) !important; }
+.vkit-inspector tr.vkit-selected { background: color-mix(in srgb, var(--jp-brand-color1, #1976d2) 22%, transparent) !important; }
 .vkit-inspector .vkit-na { color: var(--jp-ui-font-color3, #999); font-style: italic; }
 .vkit-inspector .vkit-tip { position: absolute; pointer-events: none; padding: 4px 8px; border-radius: 3px;
   background: var(--jp-layout-color0, #fff); color: var(--jp-ui-font-color1, #1f1f1f);

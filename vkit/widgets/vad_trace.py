@@ -86,11 +86,20 @@ class VadTrace(anywidget.AnyWidget):
             if level is not None:
                 parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
                              f'stroke="var(--jp-error-color1, #d32f2f)"{dash}/>')
+        muted = "var(--jp-ui-font-color2, #616161)"
+        step_s = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1e9) if s * 10 >= end_ms / 1000)
+        tick = 0.0
+        while tick * 1000 <= end_ms:  # a time axis in seconds along the bottom
+            parts.append(f'<text x="{x(tick * 1000):.1f}" y="{height - 6}" text-anchor="middle" fill="{muted}">'
+                         f'{tick:g} s</text>')
+            tick = round(tick + step_s, 6)
+        for level in (0.0, 1.0):
+            parts.append(f'<text x="{pad - 4}" y="{y(level) + 3:.1f}" text-anchor="end" fill="{muted}">{level:g}</text>')
         line = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in _at_most_two_per_pixel(points, end_ms, width))
         parts.append(f'<polyline points="{line}" fill="none" stroke="var(--jp-ui-font-color1, #1f1f1f)" stroke-width="1"/>')
         threshold = "" if self.threshold is None else f", threshold {self.threshold:g}"
         parts.append(f'<text x="{pad}" y="12" fill="var(--jp-ui-font-color1, #1f1f1f)">{html.escape(self.stream)}: '
-                     f'VAD probability{threshold}, speech shaded; {end_ms / 1000:.1f} s</text></svg>')
+                     f'VAD probability{threshold}, speech shaded</text></svg>')
         return "".join(parts)
 
     def __repr__(self) -> str:
