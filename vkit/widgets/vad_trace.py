@@ -107,18 +107,15 @@ class VadTrace(anywidget.AnyWidget):
 
 
 def vad_thresholds(session: Any) -> tuple[float | None, float | None]:
-    """(threshold, negative_threshold) of the first VAD in a session's graph: a live graph's stage,
-    or the parameters a recording's manifest lists; (None, None) when there is no VAD."""
+    """(threshold, negative_threshold) of the first VAD in a session's graph: a live graph's description,
+    or the one a recording's manifest holds; (None, None) when there is no VAD."""
     graph = getattr(session, "graph", None)
-    if graph is not None and hasattr(graph, "nodes"):
-        from vkit.filters.vad import VAD
-
-        for node in graph.nodes()[0]:
-            if isinstance(node.obj, VAD):
-                return node.obj.threshold, node.obj.negative_threshold
-    manifest = getattr(session, "manifest", None)
-    nodes = ((manifest or {}).get("graph") or {}).get("nodes", []) if isinstance(manifest, dict) else []
-    for node in nodes:
+    if graph is not None and hasattr(graph, "describe"):
+        description = graph.describe()
+    else:
+        manifest = getattr(session, "manifest", None)
+        description = manifest.get("graph") if isinstance(manifest, dict) else None
+    for node in (description or {}).get("nodes", []):
         params = node.get("params") or {}
         if node.get("class") == "VAD" and "threshold" in params:
             return params["threshold"], params.get("negative_threshold")
