@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
-import numpy as np
 import traitlets
 
 from vkit.frames import AudioFrame
+from vkit.units import float_to_pcm16_bytes
 
 
 class Player(anywidget.AnyWidget):
@@ -44,10 +44,9 @@ class Player(anywidget.AnyWidget):
     def send_audio(self, frame: AudioFrame) -> None:
         """Queue one frame for playback (safe to call from the engine thread)."""
         mono = frame.samples.mean(axis=0) if frame.num_channels > 1 else frame.samples[0]
-        pcm = np.rint(np.clip(mono, -1.0, 32767 / 32768) * 32768).astype("<i2")
         self.send({"type": "pcm16", "start_sample": frame.start_sample, "sample_rate_hz": frame.sample_rate_hz},
-                  buffers=[pcm.tobytes()])
-        self.num_sent_samples += pcm.size
+                  buffers=[float_to_pcm16_bytes(mono)])
+        self.num_sent_samples += mono.size
 
     def new_stream(self) -> None:
         """A new run starts its stream at sample 0: drop queued audio in every view and forget the
