@@ -46,6 +46,8 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory):
         [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--ServerApp.root_dir={tmp_path}", "--IdentityProvider.token=", "--ServerApp.password=",
          f"--LabApp.app_settings_dir={settings}", "--LabApp.extension_manager=readonly",
+         # the theme switch and workspaces stay in this folder, not in the user's ~/.config/jupyter
+         f"--LabApp.user_settings_dir={tmp_path / 'user-settings'}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
          "--LabApp.expose_app_in_browser=True"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"})
     url = f"http://127.0.0.1:{port}"
@@ -218,6 +220,7 @@ def test_quickstart_runs_again_stops_and_reads_in_both_themes(jupyterlab: str):
             stop_output = _cell(page, stop).locator(".jp-OutputArea").inner_text()
             assert page.evaluate(ERRORS) == []
 
+            light_text = _text_luminance(page, "[data-testid='vkit-inspector']")
             # JupyterLab Dark: the same outputs restyle from the theme's variables
             page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
             page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
@@ -250,5 +253,5 @@ def test_quickstart_runs_again_stops_and_reads_in_both_themes(jupyterlab: str):
     assert received > 48_000 and 0 < played <= received + 24_000 * 60
     assert all(100 < v < 5000 for v in first + again + third)
     assert stop_output.startswith("stopped") and int(stop_output.split()[1]) < 3
-    assert dark_text > 0.6 and dark_axis != "rgb(0, 0, 0)"
+    assert light_text < 0.4 and dark_text > 0.6 and dark_axis != "rgb(0, 0, 0)"
     assert analysis_errors == [] and images >= 3

@@ -77,7 +77,8 @@ class VadTrace(anywidget.AnyWidget):
         def y(p: float) -> float:
             return height - pad - (height - 2 * pad) * p
 
-        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="10" '
+        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                 f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" font-size="10" '
                  'font-family="sans-serif">']
         for a, b in spans:
             parts.append(f'<rect x="{x(a):.1f}" y="{pad}" width="{x(b) - x(a):.1f}" height="{height - 2 * pad}" '
