@@ -80,7 +80,7 @@ def test_text_svg_and_describe(sine_16k):
     text = graph.text()
     assert text.startswith("Array(") and "tee(Memory())" in text and text.endswith("Null()")
     svg = graph.svg()
-    assert svg.startswith("<svg") and svg.count("<rect") == 4 and 'data-stage="Null"' in svg
+    assert svg.startswith("<svg") and svg.count("<g data-stage=") == 4 and 'data-stage="Null"' in svg
     bundle = graph._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "image/svg+xml"}
     described = graph.describe()

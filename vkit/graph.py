@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
+from vkit import render
 from vkit.errors import GraphError, got
 from vkit.frames import AudioFrame, Item
-from vkit.plan import GraphPlan, Part, PlanJoin, PlanNode, PlanTee
+from vkit.plan import GraphPlan
 from vkit.stage import StreamFormat, describe_stage, stage_kind, stage_name
 
 __all__ = ["Pipe", "FunctionStage", "stage", "Chain", "Graph", "Tee", "Parallel", "Buffer", "tee", "merge", "mix", "buffer", "chain"]
@@ -130,24 +131,20 @@ class Chain:
     def describe(self) -> dict[str, Any]:
         """The graph as plain data: nodes with class, kind, parameters and formats, edges, links, text."""
         plan = self.plan()
-        return {**plan.describe(), "text": _text(plan.root)}
+        return {**plan.describe(), "text": render.graph_text(plan)}
 
     def text(self) -> str:
         """A one-line-per-chain text rendering for terminals."""
-        return _text(self.plan().root)
+        return render.graph_text(self.plan())
 
     def svg(self) -> str:
-        """A pure-Python SVG drawing: boxes by kind, layered left to right."""
+        """A theme-aware SVG drawing (``vkit.render.graph_svg``): rates and latencies on the edges."""
         plan = self.plan()
-        return _svg(plan.nodes, plan.edges)
+        return render.graph_svg(plan.nodes, plan.edges)
 
     def mermaid(self) -> str:
         """Mermaid flowchart text for Markdown cells."""
-        plan = self.plan()
-        lines = ["flowchart LR"]
-        lines += [f'  n{n.index}["{n.name}"]' for n in plan.nodes]
-        lines += [f"  n{a} --> n{b}" for a, b in plan.edges]
-        return "\n".join(lines)
+        return render.graph_mermaid(self.plan())
 
     # -- running --------------------------------------------------------------------------------
 
@@ -166,8 +163,11 @@ class Chain:
             return f"Graph({' | '.join(stage_name(e) for e in self.elements)}; not runnable: {exc})"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Text in a terminal; in JupyterLab the SVG inline (text/html), where the theme's colours apply
+        (an ``image/svg+xml`` output is shown in an ``<img>``, which the page's CSS never reaches)."""
         plan = self.plan()
-        return {"text/plain": _text(plan.root), "image/svg+xml": _svg(plan.nodes, plan.edges)}
+        svg = render.graph_svg(plan.nodes, plan.edges)
+        return {"text/plain": render.graph_text(plan), "text/html": svg, "image/svg+xml": svg}
 
 
 Graph = Chain
@@ -271,87 +271,3 @@ def _runner() -> Runner:
     if not _RUNNERS:
         raise RuntimeError("no runner registered: import vkit (not only vkit.graph) to run a graph")
     return _RUNNERS[0]
-
-
-# -- rendering ------------------------------------------------------------------------------------
-
-
-def _text(parts: tuple[Part, ...]) -> str:
-    out = []
-    for part in parts:
-        if isinstance(part, PlanTee):
-            out.append("tee(" + ", ".join(_text(b) for b in part.branches) + ")")
-        elif isinstance(part, PlanJoin):
-            channel = part.join.channel
-            prefix = f"[buffer {channel.max_items} {channel.policy}] | " if channel and channel.explicit else ""
-            out.append(f"{prefix}{part.mode}(" + ", ".join(_text(b) for b in part.branches) + ")")
-        else:
-            label = _stage_label(part)
-            if part.channel is not None and part.channel.explicit:
-                label = f"[buffer {part.channel.max_items} {part.channel.policy}] | {label}"
-            out.append(label)
-    return " | ".join(out)
-
-
-def _stage_label(node: PlanNode) -> str:
-    shown = ", ".join(f"{k}={v!r}" for k, v in list(node.params.items())[:3])
-    return f"{node.name}({shown})"
-
-
-_COLOURS = {
-    "source": "#d8ecd2",
-    "sync": "#dde8f6",
-    "async": "#f8e3c6",
-    "tee": "#eeeeee",
-    "fork": "#eeeeee",
-    "merge": "#eeeeee",
-    "mix": "#eeeeee",
-}
-
-
-def _svg(nodes: list[PlanNode], edges: list[tuple[int, int]]) -> str:
-    rank = [0] * len(nodes)
-    for _ in range(len(nodes)):  # longest path from a source; graphs are small
-        for a, b in edges:
-            rank[b] = max(rank[b], rank[a] + 1)
-    rows: dict[int, int] = {}
-    row = []
-    for i in range(len(nodes)):
-        row.append(rows.get(rank[i], 0))
-        rows[rank[i]] = row[-1] + 1
-    box_w, box_h, gap_x, gap_y, pad = 150, 44, 40, 18, 10
-    width = pad * 2 + (max(rank, default=0) + 1) * (box_w + gap_x) - gap_x
-    height = pad * 2 + max(rows.values(), default=1) * (box_h + gap_y) - gap_y
-
-    def xy(i: int) -> tuple[int, int]:
-        return pad + rank[i] * (box_w + gap_x), pad + row[i] * (box_h + gap_y)
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" font-family="sans-serif" font-size="12">',
-        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto">'
-        '<path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>',
-    ]
-    for a, b in edges:
-        (xa, ya), (xb, yb) = xy(a), xy(b)
-        out.append(
-            f'<line x1="{xa + box_w}" y1="{ya + box_h // 2}" x2="{xb - 2}" y2="{yb + box_h // 2}" '
-            'stroke="#555" marker-end="url(#arrow)"/>'
-        )
-    for i, node in enumerate(nodes):
-        x, y = xy(i)
-        detail = ""
-        rate = node.params.get("sample_rate_hz")
-        if rate:
-            detail = f"{rate} Hz"
-        elif node.latency_ms:
-            detail = f"{node.latency_ms:.1f} ms"
-        out.append(
-            f'<g data-stage="{html.escape(node.name)}"><rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" '
-            f'rx="6" fill="{_COLOURS.get(node.kind, "#fff")}" stroke="#333"/>'
-            f'<text x="{x + box_w // 2}" y="{y + 18}" text-anchor="middle">{html.escape(node.name)}</text>'
-            f'<text x="{x + box_w // 2}" y="{y + 34}" text-anchor="middle" fill="#555" font-size="10">'
-            f"{html.escape(detail or node.kind)}</text></g>"
-        )
-    out.append("</svg>")
-    return "".join(out)

@@ -280,14 +280,17 @@ def _apply_ground_truth(turns: list[Turn], segments: Sequence[tuple[float, float
 
 
 def stage_table(stages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-stage timing: items, processing time and queue wait percentiles (us), algorithmic latency (ms)."""
+    """Per-stage timing: items, processing time and queue wait percentiles (us), algorithmic latency (ms).
+
+    Processing time is measured for sync stages only (``measured``); elsewhere it is None, not 0."""
     rows = []
     for name, stats in stages.items():
-        processing = np.asarray(stats.get("processing_ns", []), np.float64) / 1e3
+        measured = stats.get("kind") == "sync"  # an async stage's run awaits its input: no time per item
+        processing = np.asarray(stats.get("processing_ns", []) if measured else [], np.float64) / 1e3
         waits = np.asarray(stats.get("queue_wait_ns", []), np.float64) / 1e3
         rows.append({
             "stage": name, "kind": stats.get("kind"), "num_items": stats.get("num_items", 0),
-            "latency_ms": stats.get("latency_ms"),
+            "latency_ms": stats.get("latency_ms"), "measured": measured,
             "processing_p50_us": float(np.percentile(processing, 50)) if processing.size else None,
             "processing_p95_us": float(np.percentile(processing, 95)) if processing.size else None,
             "processing_max_us": float(processing.max()) if processing.size else None,

@@ -1,4 +1,5 @@
-"""Static plots for analysis (matplotlib): the per-turn waterfall, the VAD trace, latency distributions."""
+"""Static plots and tables for analysis (matplotlib, pandas): the per-turn waterfall, the VAD trace,
+latency distributions, and the turn and stage tables with units and sensible precision."""
 
 from __future__ import annotations
 
@@ -7,16 +8,45 @@ from typing import Any
 
 import numpy as np
 
+from vkit import latency
 from vkit.extras import require
+from vkit.traces import TraceData, vad_thresholds
 
-__all__ = ["waterfall", "vad_trace", "latency_distribution", "compare"]
+__all__ = ["waterfall", "vad_trace", "latency_distribution", "compare", "paper_style", "turn_table", "stage_table",
+           "LABELS"]
 
-_STEPS = [("vad_end_detected_ms", "VAD end detected", "#72b7b2"),
-          ("server_speech_stopped_ms", "server speech_stopped", "#54a24b"),
-          ("commit_sent_ms", "commit sent", "#54a24b"),
-          ("response_created_ms", "response.created", "#eeca3b"),
-          ("first_audio_received_ms", "first audio received", "#f58518"),
-          ("first_audio_played_ms", "first audio played", "#e45756")]
+# A turn's bar runs from the end of user speech through these milestones, in this order; each segment
+# is named by where it ends, and any a table lacks is skipped (the cascade parts appear only for a cascade).
+_MILESTONES = [("detected", "end-of-turn detection", "#4c78a8"),
+               ("stt_final_ms", "speech-to-text final", "#72b7b2"),
+               ("llm_first_token_ms", "LLM first token", "#b279a2"),
+               ("tts_first_audio_ms", "TTS first audio", "#9d755d"),
+               ("first_audio_received_ms", "network + server", "#f58518"),
+               ("first_audio_played_ms", "first audio to played", "#54a24b")]
+_DETECTED = ("vad_end_detected_ms", "server_speech_stopped_ms", "commit_sent_ms")
+
+# Human names with units for the turn table's columns (also the axis labels)
+LABELS = {"turn": "turn", "user_speech_start_ms": "speech start (ms)", "user_speech_end_ms": "speech end (ms)",
+          "vad_speech_end_ms": "VAD speech end (ms)", "vad_end_detected_ms": "VAD end detected (ms)",
+          "server_speech_stopped_ms": "server speech stopped (ms)", "commit_sent_ms": "commit sent (ms)",
+          "response_created_ms": "response created (ms)", "first_audio_received_ms": "first audio received (ms)",
+          "first_audio_played_ms": "first audio played (ms)", "response_done_ms": "response done (ms)",
+          "voice_to_voice_ms": "voice-to-voice (ms)", "end_of_turn_delay_ms": "end-of-turn detection (ms)",
+          "server_first_audio_ms": "network + server (ms)", "stt_final_ms": "speech-to-text final (ms)",
+          "llm_first_token_ms": "LLM first token (ms)", "tts_first_audio_ms": "TTS first audio (ms)",
+          "interruption_reaction_ms": "barge-in reaction (ms)", "interrupted": "barge-in"}
+
+# Paper figures: single-column width, 8-9 pt text, no top/right spines, vector-friendly fonts
+PAPER_RC = {"figure.figsize": (3.4, 2.2), "figure.dpi": 150, "savefig.dpi": 300, "savefig.bbox": "tight",
+            "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+            "legend.fontsize": 7, "legend.frameon": False, "axes.spines.top": False, "axes.spines.right": False,
+            "lines.linewidth": 1.0, "pdf.fonttype": 42, "ps.fonttype": 42}
+
+
+def paper_style() -> Any:
+    """A context for figures that go into a paper: ``with plots.paper_style(): plots.waterfall(turns)``."""
+    mpl = require("matplotlib", extra="analysis", feature="vkit.plots")
+    return mpl.rc_context(PAPER_RC)
 
 
 def _rows(turns: Any) -> list[dict[str, Any]]:
@@ -30,61 +60,90 @@ def _rows(turns: Any) -> list[dict[str, Any]]:
 def _axes(ax: Any, size: tuple[float, float]) -> Any:
     if ax is not None:
         return ax
+    mpl = require("matplotlib", extra="analysis", feature="vkit.plots")
     plt = require("matplotlib.pyplot", extra="analysis", feature="vkit.plots")
-    return plt.subplots(figsize=size)[1]
+
+    paper = mpl.rcParams["figure.figsize"] == list(PAPER_RC["figure.figsize"])
+    return plt.subplots(figsize=PAPER_RC["figure.figsize"] if paper else size, layout="constrained")[1]
 
 
 def _value(row: dict[str, Any], key: str) -> float | None:
     value = row.get(key)
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
+    if value is None or isinstance(value, bool):
+        return None
+    value = float(value)
+    return None if np.isnan(value) else value
 
 
-def waterfall(turns: Any, ax: Any = None, title: str = "Where each millisecond went") -> Any:
-    """One bar per turn from the end of user speech to the first sound of the answer, split by step."""
-    rows = _rows(turns)
-    ax = _axes(ax, (9, 0.5 + 0.45 * max(len(rows), 1)))
-    seen: set[str] = set()
-    for index, row in enumerate(rows):
-        start = _value(row, "user_speech_end_ms")
-        if start is None:
-            continue
-        previous = 0.0
-        for key, label, colour in _STEPS:
-            value = _value(row, key)
-            if value is None or value - start <= previous:
-                continue
-            ax.barh(index, value - start - previous, left=previous, color=colour,
-                    label=None if label in seen else label)
-            seen.add(label)
+def turn_segments(row: dict[str, Any]) -> list[tuple[str, str, float, float]]:
+    """(label, colour, from ms, to ms) of a turn's parts, on ms after the end of user speech."""
+    start = _value(row, "user_speech_end_ms")
+    if start is None:
+        return []
+    detected = [v for key in _DETECTED if (v := _value(row, key)) is not None]
+    out, previous = [], 0.0
+    for key, label, colour in _MILESTONES:
+        value = max(detected) if key == "detected" and detected else _value(row, key)
+        if value is not None and value - start > previous:
+            out.append((label, colour, previous, value - start))
             previous = value - start
+    return out
+
+
+def waterfall(turns: Any, ax: Any = None, title: str | None = "Where each millisecond went") -> Any:
+    """One bar per turn from the end of user speech to the first sound of the answer, split into its parts
+    (end-of-turn detection, the cascade's parts when present, network + server, playout)."""
+    rows = _rows(turns)
+    ax = _axes(ax, (8, 1.2 + 0.38 * max(len(rows), 1)))
+    seen: set[str] = set()
+    ends = [0.0]
+    for index, row in enumerate(rows):
+        segments = turn_segments(row)
+        for label, colour, a, b in segments:
+            ax.barh(index, b - a, left=a, height=0.6, color=colour, label=None if label in seen else label)
+            seen.add(label)
+        end = segments[-1][3] if segments else 0.0
+        ends.append(end)
         v2v = _value(row, "voice_to_voice_ms")
-        if v2v is not None:
-            ax.text(previous + 5, index, f"{v2v:.0f} ms", va="center", fontsize=8)
+        if segments:
+            ax.annotate(f"{v2v:.0f} ms" if v2v is not None else "not played", (end, index), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize="small")
     ax.set_yticks(range(len(rows)), [f"turn {int(r['turn'])}" for r in rows])
-    ax.invert_yaxis()
-    ax.set_xlabel("ms after the end of user speech")
-    ax.set_title(title)
-    if seen:
-        ax.legend(fontsize=7, loc="lower right")
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(0, max(ends) * 1.15 or 100)  # room for the labels at the bar ends
+    ax.set_xlabel("time after the end of user speech (ms)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    if title:
+        ax.set_title(title, loc="left")
+    if seen:  # below the axes, so it covers no bar
+        order = [label for _, label, _ in _MILESTONES if label in seen]
+        handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+        ax.legend([handles[label] for label in order], order, loc="upper center", bbox_to_anchor=(0.5, -0.25),
+                  ncol=min(len(order), 4), frameon=False, fontsize="small")
     return ax
 
 
-def vad_trace(session: Any, ax: Any = None, threshold: float = 0.5, stream: str = "input") -> Any:
-    """VAD probability over media time, with the threshold and the detected speech shaded."""
-    from vkit.widgets.vad_trace import TraceData
+def vad_trace(session: Any, ax: Any = None, threshold: float | None = None, stream: str = "input") -> Any:
+    """VAD probability over media time, with the threshold (the graph's VAD's unless given) and the
+    detected speech shaded."""
 
+    if threshold is None:
+        threshold = vad_thresholds(getattr(session, "session", session))[0]
     trace = TraceData(stream)
     trace.add(list(getattr(session, "session", session).events))
     points = np.array(trace.points or [(0.0, 0.0)])
     ax = _axes(ax, (10, 2.5))
-    ax.plot(points[:, 0] / 1000, points[:, 1], color="#333", linewidth=0.8, label="probability")
-    ax.axhline(threshold, color="#e45756", linewidth=0.8, label="threshold")
-    for start, end in trace.spans:
-        ax.axvspan(start / 1000, end / 1000, color="#4c78a8", alpha=0.15)
+    ax.plot(points[:, 0] / 1000, points[:, 1], color="#333", linewidth=0.8, label="speech probability")
+    if threshold is not None:
+        ax.axhline(threshold, color="#e45756", linewidth=0.8, label="threshold")
+    for i, (start, end) in enumerate(trace.spans):
+        ax.axvspan(start / 1000, end / 1000, color="#4c78a8", alpha=0.15, label=None if i else "detected speech")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("s")
+    ax.set_xlim(0, max(points[-1, 0] / 1000, 1e-3))
+    ax.set_xlabel("media time (s)")
     ax.set_ylabel("speech probability")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")  # outside the data
     return ax
 
 
@@ -93,12 +152,15 @@ def latency_distribution(tables: Mapping[str, Any], column: str = "voice_to_voic
     ax = _axes(ax, (6, 3.5))
     for name, turns in tables.items():
         values = np.sort([v for r in _rows(turns) if (v := _value(r, column)) is not None])
-        if values.size:
-            ax.step(values, np.arange(1, values.size + 1) / values.size, where="post",
-                    label=f"{name} (median {np.median(values):.0f} ms)")
-    ax.set_xlabel(column)
-    ax.set_ylabel("fraction of turns")
-    ax.legend(fontsize=8)
+        if values.size:  # the curve starts at 0 left of the fastest turn and reaches 1 at the slowest
+            x = np.concatenate([[values[0]], values])
+            y = np.concatenate([[0.0], np.arange(1, values.size + 1) / values.size])
+            ax.step(x, y, where="post", label=f"{name} (median {np.median(values):.0f} ms, n={values.size})")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(LABELS.get(column, column.removesuffix("_ms").replace("_", " ") + " (ms)"))
+    ax.set_ylabel("fraction of turns at or below")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
     return ax
 
 
@@ -115,3 +177,42 @@ def compare(tables: Mapping[str, Any], columns: Sequence[str] = ("end_of_turn_de
                             "median_ms": float(np.median(values)) if values else None,
                             "p90_ms": float(np.percentile(values, 90)) if values else None})
     return pd.DataFrame(records).pivot(index="column", columns="run", values=["median_ms", "p90_ms"])
+
+
+def turn_table(turns: Any, columns: Sequence[str] = ("turn", "user_speech_end_ms", "end_of_turn_delay_ms",
+                                                    "server_first_audio_ms", "first_audio_played_ms",
+                                                    "voice_to_voice_ms", "interrupted")) -> Any:
+    """The turn table as a styled DataFrame: turn as an integer, ms to one decimal, a missing value as
+    "-" (NaN in ``.data``), headers with units. Cascade part columns present in the table are added."""
+    pd = require("pandas", extra="analysis", feature="vkit.plots tables")
+    rows = _rows(turns)
+    shown = list(columns) + [c for c in ("stt_final_ms", "llm_first_token_ms", "tts_first_audio_ms")
+                             if any(_value(r, c) is not None for r in rows) and c not in columns]
+    frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in shown})
+    for column in shown:
+        if column == "turn":
+            frame[column] = frame[column].astype(int)
+        elif column == "interrupted":
+            frame[column] = frame[column].map(lambda v: "yes" if v is True or v == "True" else "")
+        else:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame = frame.rename(columns=LABELS).set_index("turn")
+    return frame.style.format(precision=1, na_rep="-")
+
+
+def stage_table(session: Any) -> Any:
+    """Per-stage timing as a styled DataFrame: algorithmic latency in ms, processing and queue wait in
+    microseconds (3 significant digits), "not measured" where a stage's time per item is not known (async
+    stages and sources), no index."""
+    pd = require("pandas", extra="analysis", feature="vkit.plots tables")
+
+    stages = getattr(getattr(session, "session", session), "stages", session)
+    columns = {"stage": "stage", "kind": "kind", "num_items": "items", "latency_ms": "algorithmic latency (ms)",
+               "processing_p50_us": "processing p50 (\u00b5s)", "processing_p95_us": "processing p95 (\u00b5s)",
+               "queue_wait_p50_us": "queue wait p50 (\u00b5s)", "queue_wait_p95_us": "queue wait p95 (\u00b5s)"}
+    frame = pd.DataFrame([{k: r.get(k) for k in columns} for r in latency.stage_table(stages)]).rename(columns=columns)
+    numeric = [v for k, v in columns.items() if k.endswith(("_ms", "_us"))]
+    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
+    processing = [columns["processing_p50_us"], columns["processing_p95_us"]]
+    style = frame.style.hide(axis="index").format("{:.3g}", subset=numeric, na_rep="-")
+    return style.format("{:.3g}", subset=processing, na_rep="not measured")

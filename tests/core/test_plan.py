@@ -87,7 +87,7 @@ def test_two_sinks_playing_the_same_answer_are_refused() -> None:
 def test_a_graph_displays_as_its_picture_not_as_a_stage_table(sine_16k: np.ndarray) -> None:
     graph = sources.Array(sine_16k, 16_000) | filters.Gain(gain_db=-6) | sinks.Null()
     bundle = graph._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "image/svg+xml"} and not hasattr(graph, "_repr_html_")
+    assert set(bundle) == {"text/plain", "text/html", "image/svg+xml"} and not hasattr(graph, "_repr_html_")
     assert bundle["text/plain"].startswith("Array(") and "<svg" in bundle["image/svg+xml"]
 
 

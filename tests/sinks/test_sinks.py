@@ -8,6 +8,7 @@ import soundfile as sf
 
 import vkit
 from vkit import sinks, sources
+from vkit.data import sample_path
 from vkit.errors import ConfigError, RecordingError, StageError
 from vkit.frames import AudioFrame, Playout
 from vkit.playout import PlayoutModel
@@ -73,4 +74,66 @@ def test_virtual_speaker_announces_when_sound_really_starts_and_stops():
     assert [p.state for p in playouts] == ["started", "stopped"]
     assert playouts[0].t_ns == 20_000_000 + 60_000_000   # first frame complete at 20 ms, then the prebuffer
     assert playouts[1].sample == 24_000
-    assert speaker.model.played_sample(playouts[1].t_ns) == 24_000
+    assert speaker.tracker.played_sample(playouts[1].t_ns) == 24_000
+
+
+def _playouts(session) -> list[tuple[str, int]]:
+    return [(p.state, p.t_ns) for p in session.events_of(Playout)]
+
+
+def test_a_speaker_is_fresh_when_its_graph_runs_again():
+    speaker = sinks.VirtualSpeaker(stream="input", prebuffer_ms=60)
+    graph = sources.Tone(duration_ms=300, pace="realtime") | speaker
+    first = vkit.run(graph, clock="virtual")
+    first_tracker = speaker.tracker
+    second = vkit.run(graph, clock="virtual")
+    assert _playouts(second) == _playouts(first) == [("started", 80_000_000), ("stopped", 380_000_000)]
+    assert speaker.tracker.played_sample(380_000_000) == 7200  # the new run has its own tracker
+    assert speaker.tracker is not first_tracker
+
+
+def test_a_player_reused_in_a_new_graph_models_a_new_stream_and_ignores_old_reports():
+    player = sinks.Player(prebuffer_ms=80)
+    first = vkit.run(sources.Tone(duration_ms=300, pace="realtime", stream="output") | player, clock="virtual")
+    player.widget._on_browser_message(player.widget, {"type": "played", "position": 7200, "state": "running",
+                                                      "stream_id": player.widget.stream_id}, [])
+    second = vkit.run(sources.Tone(duration_ms=500, pace="realtime", stream="output") | player, clock="virtual")
+    assert _playouts(first)[0] == _playouts(second)[0] == ("started", 100_000_000)
+    assert _playouts(second)[1] == ("stopped", 600_000_000)
+    assert player.widget.played_position == 0 and not player.widget.browser_is_playing  # run 1's report is gone
+    stale = {"type": "played", "position": 7200, "state": "running", "stream_id": player.widget.stream_id - 1}
+    player.widget._on_browser_message(player.widget, stale, [])
+    assert player.tracker.played_sample(200_000_000) == 2400  # the model, not the stale report
+
+
+@pytest.mark.timeout(90)
+def test_voice_to_voice_is_measured_on_every_run_of_the_same_graph():
+    import soundfile as sf
+    import soxr
+
+    from vkit import filters
+    from vkit.realtime import Realtime
+
+    audio, rate = sf.read(sample_path("two_turns.wav"), dtype="float32")
+    first_turn = soxr.resample(audio, rate, 24_000).astype(np.float32)[: 24_000 * 4]
+    graph = (sources.Array(first_turn, 24_000, pace="realtime") | filters.VAD("silero")
+             | Realtime(turn_detection="manual", server={"output_pace": 0}) | sinks.VirtualSpeaker())
+    runs = [vkit.run(graph), vkit.run(graph)]
+    for session in runs:
+        assert len(session.turns) == 1
+        turn = session.turns[0]
+        assert turn.first_audio_played_ms > turn.first_audio_received_ms
+        assert turn.voice_to_voice_ms == pytest.approx(turn.first_audio_played_ms - turn.user_speech_end_ms)
+
+
+def test_a_run_started_while_the_last_one_plays_out_on_the_same_speaker_measures_both():
+    speaker = sinks.VirtualSpeaker(stream="input", prebuffer_ms=60)
+    first = (sources.Tone(duration_ms=1500, pace="realtime") | speaker).start()
+    import time
+
+    time.sleep(0.5)  # the first run is playing when the second one starts
+    second = vkit.run(sources.Tone(duration_ms=300, pace="realtime") | speaker)
+    first_session = first.wait(10)
+    assert [p.state for p in first_session.events_of(Playout)] == ["started", "stopped"]
+    assert [p.state for p in second.events_of(Playout)] == ["started", "stopped"]
+    assert first_session.events_of(Playout)[1].sample == 36_000 and second.events_of(Playout)[1].sample == 7200

@@ -46,15 +46,16 @@ def test_the_player_sink_models_playout_and_forwards_audio_and_flushes():
     sink = sinks.Player(prebuffer_ms=80)
     sent = capture(sink.widget)
     session = vkit.run(sources.Tone(duration_ms=500, pace="realtime", stream="output") | sink, clock="virtual")
-    audio = [m for m, _ in sent if m["content"]["type"] == "pcm16"]
+    audio = [m for m, _ in sent if m.get("content", {}).get("type") == "pcm16"]
     assert len(audio) == 25 and sink.widget.num_sent_samples == 12_000
+    assert sent[0][0]["state"] == {"stream_id": 1}  # the run told the views a new stream starts
     states = [(p.state, p.t_ns) for p in session.events_of(Playout)]
     assert states == [("started", 20_000_000 + 80_000_000), ("stopped", 20_000_000 + 80_000_000 + 500_000_000)]
     tracker = sink.tracker
     assert tracker.played_sample(20_000_000 + 80_000_000 + 100_000_000) == 2400
     tracker.flush()
     assert sent[-1][0]["content"] == {"type": "flush"}
-    from_browser(sink.widget, {"type": "played", "position": 777, "state": "running"})
+    from_browser(sink.widget, {"type": "played", "position": 777, "state": "running", "stream_id": 1})
     assert tracker.played_sample(0) == 777  # a browser that reports positions wins over the model
 
 
@@ -144,3 +145,81 @@ def test_static_plots_render(tmp_path):
     table = plots.compare({"a": turns, "b": turns})
     assert table.loc["voice_to_voice_ms", ("median_ms", "a")] == pytest.approx(np.median([t.voice_to_voice_ms for t in turns]))
     assert all((tmp_path / name).stat().st_size > 5000 for name in ("waterfall.png", "trace.png"))
+
+
+def test_vad_trace_draws_the_graphs_own_thresholds_unless_told_otherwise(tmp_path):
+    graph = sources.File(sample_path()) | filters.VAD("silero", threshold=0.7) | sinks.Null()
+    session = vkit.run(graph, record=tmp_path / "rec")
+    trace = VadTrace(session)
+    assert (trace.threshold, trace.negative_threshold) == (0.7, pytest.approx(0.55))
+    y = trace.height_px - 20 - (trace.height_px - 40) * 0.7
+    assert f'y1="{y:.1f}"' in trace.svg and "threshold 0.7," in trace.svg
+    assert VadTrace(session, threshold=0.6).threshold == 0.6
+    assert VadTrace(vkit.load_session(tmp_path / "rec")).threshold == 0.7  # a recording's manifest
+    line = [ln for ln in plots.vad_trace(session).get_lines() if ln.get_label() == "threshold"][0]
+    assert line.get_ydata()[0] == 0.7
+
+
+def test_the_inspector_summarises_p50_p90_and_marks_unmeasured_stages():
+    from vkit.latency import stage_table
+    from vkit.widgets.inspector import latency_summary
+
+    rows = [{"voice_to_voice_ms": v, "end_of_turn_delay_ms": 100.0, "server_first_audio_ms": None,
+             "first_audio_received_ms": 300.0, "first_audio_played_ms": 300.0 + p}
+            for v, p in ((400.0, 80.0), (500.0, 90.0), (600.0, 100.0))]
+    summary = {s["column"]: s for s in latency_summary(rows)}
+    assert summary["voice_to_voice_ms"]["p50_ms"] == 500 and summary["voice_to_voice_ms"]["p90_ms"] == pytest.approx(580)
+    assert summary["playout_ms"]["p50_ms"] == 90 and summary["playout_ms"]["num_turns"] == 3
+    assert summary["server_first_audio_ms"] == {"column": "server_first_audio_ms", "label": "network + server",
+                                                "num_turns": 0, "p50_ms": None, "p90_ms": None}
+    session = vkit.run(sources.Tone(duration_ms=200, stream="output") | filters.Gain(gain_db=-6)
+                       | sinks.VirtualSpeaker(), clock="virtual")
+    table = {r["stage"]: r for r in stage_table(session.stages)}
+    assert table["Gain"]["measured"] and table["Gain"]["processing_p50_us"] > 0
+    assert not table["VirtualSpeaker"]["measured"] and table["VirtualSpeaker"]["processing_p50_us"] is None
+    assert LatencyInspector(session).summary[0]["label"] == "voice-to-voice"
+
+
+def _cascade_rows() -> list[dict]:
+    return [{"turn": i + 1, "user_speech_end_ms": 1000.0 * i, "vad_end_detected_ms": 1000.0 * i + 150,
+             "stt_final_ms": 1000.0 * i + 220, "llm_first_token_ms": 1000.0 * i + 480,
+             "tts_first_audio_ms": 1000.0 * i + 600, "first_audio_received_ms": 1000.0 * i + 610,
+             "first_audio_played_ms": 1000.0 * i + 690 if i else float("nan"),
+             "voice_to_voice_ms": 690.0 if i else None, "interrupted": False} for i in range(2)]
+
+
+def test_the_waterfall_draws_cascade_parts_in_order_with_a_legend_that_covers_nothing():
+    ax = plots.waterfall(_cascade_rows())
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["end-of-turn detection", "speech-to-text final", "LLM first token", "TTS first audio",
+                      "network + server", "first audio to played"]
+    widths = [round(p.get_width()) for p in ax.patches]
+    assert widths == [150, 70, 260, 120, 10] + [150, 70, 260, 120, 10, 80]  # turn 1 was never played
+    legend_box = ax.get_legend().get_window_extent()
+    assert not legend_box.overlaps(ax.get_window_extent())  # below the axes, not on the bars
+    assert ax.get_xlabel() == "time after the end of user speech (ms)"
+    assert [t.get_text() for t in ax.texts] == ["not played", "690 ms"]
+
+
+def test_the_cdf_spans_zero_to_one_with_a_human_label_and_paper_style_is_small():
+    rows = _cascade_rows()
+    ax = plots.latency_distribution({"a": rows})
+    assert ax.get_ylim()[0] == 0 and ax.get_lines()[0].get_ydata()[0] == 0
+    assert ax.get_lines()[0].get_ydata()[-1] == 1 and ax.get_xlabel() == "voice-to-voice (ms)"
+    with plots.paper_style():
+        small = plots.waterfall(rows)
+    assert tuple(small.figure.get_size_inches()) == (3.4, 2.2)
+
+
+def test_turn_and_stage_tables_have_units_integers_and_no_nan_or_six_decimals():
+    html = plots.turn_table(_cascade_rows()).to_html()
+    assert "voice-to-voice (ms)" in html and "LLM first token (ms)" in html
+    assert ">1<" in html and "1.0<" not in html.split("<tbody>")[1].split("</th>")[0]
+    assert "nan" not in html.lower() and ">-<" in html and "690.0" in html
+    session = vkit.run(sources.Tone(duration_ms=200, stream="output") | filters.Gain(gain_db=-6)
+                       | sinks.VirtualSpeaker(), clock="virtual")
+    table = plots.stage_table(session)
+    html = table.to_html()
+    assert "processing p50 (\u00b5s)" in html and "not measured" in html and "nan" not in html.lower()
+    assert table.data.shape == (3, 8)

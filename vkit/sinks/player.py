@@ -21,6 +21,11 @@ class Player(VirtualSpeaker):
             widget = PlayerWidget(prebuffer_ms=prebuffer_ms)
         self.widget = widget
 
+    def reset(self) -> None:
+        """A new run: forget the modelled playout and the browser's old stream positions."""
+        super().reset()
+        self.widget.new_stream()
+
     def on_frame(self, frame: AudioFrame) -> None:
         if self.widget.sample_rate_hz != frame.sample_rate_hz:
             self.widget.sample_rate_hz = frame.sample_rate_hz

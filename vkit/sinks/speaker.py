@@ -1,7 +1,7 @@
 """Sinks that play: ``VirtualSpeaker`` (a modelled device, for scripts and tests) and ``Speaker``.
 
-Both register a playout tracker in ``session.playout[stream]`` (what was really played, for barge-in
-truncation) and publish ``Playout`` events when sound starts, stops, or is flushed.
+Both provide a playout tracker (``provides_playout``: what was really played, read by the stage the plan
+links to them for barge-in truncation) and publish ``Playout`` events when sound starts, stops, or is flushed.
 """
 
 from __future__ import annotations
@@ -58,23 +58,31 @@ class VirtualSpeaker(Pipe):
     def latency_ms(self) -> float:
         return self.prebuffer_ms
 
+    def reset(self) -> None:
+        """Forget the last run's playout: the next run starts from an empty device (the runtime resets
+        every stage before a run)."""
+        self.model = None
+
     async def run(self, ctx: Any) -> None:
+        # the playout belongs to this run (``self.model`` shows the latest): a run started while the last
+        # one still plays out, with the same sink, does not disturb it
+        model: PlayoutModel | None = None
         watcher: asyncio.Task[None] | None = None
         try:
             async for item in ctx:
                 if not isinstance(item, AudioFrame) or item.stream != self.stream:
                     continue
                 now_ns = ctx.clock.now_ns()
-                if self.model is None:
-                    self.model = PlayoutModel(item.sample_rate_hz, self.prebuffer_ms)
-                    self.tracker = _ModelTracker(self.model, ctx, self.stream, self)
+                if model is None:
+                    model = self.model = PlayoutModel(item.sample_rate_hz, self.prebuffer_ms)
+                    self.tracker = _ModelTracker(model, ctx, self.stream, self)
                     ctx.provide_playout(self.tracker)
                 self.on_frame(item)
-                started_ns = self.model.add(item.start_sample, item.num_samples, now_ns)
+                started_ns = model.add(item.start_sample, item.num_samples, now_ns)
                 if started_ns is not None:
                     if watcher is not None:
                         watcher.cancel()
-                    watcher = asyncio.ensure_future(self._announce(ctx, started_ns))
+                    watcher = asyncio.ensure_future(self._announce(ctx, model, started_ns))
             if watcher is not None:  # the input ended: the device plays out what it holds
                 await watcher
         finally:
@@ -91,10 +99,8 @@ class VirtualSpeaker(Pipe):
         """Hook: the stream position a real device reports as played, when it reports one."""
         return None
 
-    async def _announce(self, ctx: Any, started_ns: int) -> None:
+    async def _announce(self, ctx: Any, model: PlayoutModel, started_ns: int) -> None:
         """Publish 'started' when sound starts and 'stopped' when the buffer runs dry."""
-        model = self.model
-        assert model is not None
         await ctx.clock.sleep_until(started_ns)
         ctx.publish(Playout(stream=self.stream, sample=model.played_sample(started_ns),
                             sample_rate_hz=model.sample_rate_hz, state="started", t_ns=started_ns))

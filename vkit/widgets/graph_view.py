@@ -8,6 +8,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from vkit.render import graph_svg
 from vkit.widgets.follow import follow_session
 
 
@@ -19,7 +20,8 @@ class GraphView(anywidget.AnyWidget):
     counters = traitlets.Dict({}).tag(sync=True)
 
     def __init__(self, graph: Any, session: Any = None, *, refresh_hz: float = 2.0) -> None:
-        super().__init__(svg=graph.svg())
+        plan = graph.plan()
+        super().__init__(svg=graph_svg(plan.nodes, plan.edges))
         self.graph = graph
         self.session = getattr(session, "session", session)
         self._stop = None

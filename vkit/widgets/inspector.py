@@ -1,4 +1,5 @@
-"""The live latency inspector: per-turn table, waterfall, and per-stage timing, at a few hertz."""
+"""The live latency inspector: per-turn waterfall with a time axis, the turn's breakdown, the p50/p90
+summary and per-stage timing, updated a few times a second."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import numpy as np
 import traitlets
 
 from vkit.latency import stage_table
@@ -19,6 +21,26 @@ def _clean(value: Any) -> Any:
     return value
 
 
+# what the summary reports: (column, label); "playout" is first audio received -> played
+SUMMARY = [("voice_to_voice_ms", "voice-to-voice"), ("end_of_turn_delay_ms", "end-of-turn detection"),
+           ("server_first_audio_ms", "network + server"), ("playout_ms", "first audio to played")]
+
+
+def latency_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """p50 and p90 (ms) of each summary column over the turns that have it, with the count."""
+    out = []
+    for column, label in SUMMARY:
+        if column == "playout_ms":
+            values = [r["first_audio_played_ms"] - r["first_audio_received_ms"] for r in rows
+                      if r.get("first_audio_played_ms") is not None and r.get("first_audio_received_ms") is not None]
+        else:
+            values = [r[column] for r in rows if r.get(column) is not None]
+        out.append({"column": column, "label": label, "num_turns": len(values),
+                    "p50_ms": float(np.percentile(values, 50)) if values else None,
+                    "p90_ms": float(np.percentile(values, 90)) if values else None})
+    return out
+
+
 class LatencyInspector(anywidget.AnyWidget):
     """Shows ``session.turns`` and the stages' timings; follows a running session from a background thread.
 
@@ -28,6 +50,7 @@ class LatencyInspector(anywidget.AnyWidget):
 
     _esm = Path(__file__).with_name("inspector.js")
     turns = traitlets.List([]).tag(sync=True)
+    summary = traitlets.List([]).tag(sync=True)
     stages = traitlets.List([]).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
 
@@ -44,11 +67,13 @@ class LatencyInspector(anywidget.AnyWidget):
         rows = turns.rows() if hasattr(turns, "rows") else list(turns)
         rows = [{k: _clean(v) for k, v in row.items()} for row in rows]
         stages = getattr(self.session, "stages", None)
-        stage_rows = [{k: _clean(v) for k, v in r.items()} for r in stage_table(stages)] if isinstance(stages, dict) else []
+        rows = stage_table(stages) if isinstance(stages, dict) else []
+        table = [{k: _clean(v) for k, v in row.items()} for row in rows]
         status = str(getattr(self.session, "status", "loaded"))
-        changed = rows != self.turns or status != self.status or len(stage_rows) != len(self.stages)
-        if changed or self._stages_moved(stage_rows):
-            self.turns, self.stages, self.status = rows, stage_rows, status
+        changed = rows != self.turns or status != self.status or len(table) != len(self.stages)
+        if changed or self._stages_moved(table):
+            with self.hold_sync():
+                self.turns, self.summary, self.stages, self.status = rows, latency_summary(rows), table, status
             return True
         return False
 

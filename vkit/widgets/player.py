@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
-import numpy as np
 import traitlets
 
 from vkit.frames import AudioFrame
+from vkit.units import float_to_pcm16_bytes
 
 
 class Player(anywidget.AnyWidget):
@@ -18,15 +18,21 @@ class Player(anywidget.AnyWidget):
 
     ``played_position`` is the stream position the browser reports as played (updated a few times a
     second while a view is open); ``reported_at`` is when (``time.monotonic()``), or 0 if never.
+    However many cells display it, a player has one AudioContext in the page, so it plays once.
+    ``muted`` silences every view (the stream still plays, so positions stay true).
     """
 
     _esm = Path(__file__).with_name("player.js")
     sample_rate_hz = traitlets.Int(24_000).tag(sync=True)
     prebuffer_ms = traitlets.Float(80.0).tag(sync=True)
     autostart = traitlets.Bool(True).tag(sync=True)
+    muted = traitlets.Bool(False).tag(sync=True)
+    player_key = traitlets.Unicode("").tag(sync=True)  # the model id: views share one AudioContext by it
+    stream_id = traitlets.Int(0).tag(sync=True)  # bumped per run; reports about an older stream are ignored
 
     def __init__(self, *, sample_rate_hz: int = 24_000, prebuffer_ms: float = 80.0, autostart: bool = True) -> None:
         super().__init__(sample_rate_hz=sample_rate_hz, prebuffer_ms=prebuffer_ms, autostart=autostart)
+        self.player_key = self.model_id
         self.played_position = 0
         self.buffered_samples = 0
         self.num_underruns = 0
@@ -38,17 +44,25 @@ class Player(anywidget.AnyWidget):
     def send_audio(self, frame: AudioFrame) -> None:
         """Queue one frame for playback (safe to call from the engine thread)."""
         mono = frame.samples.mean(axis=0) if frame.num_channels > 1 else frame.samples[0]
-        pcm = np.rint(np.clip(mono, -1.0, 32767 / 32768) * 32768).astype("<i2")
         self.send({"type": "pcm16", "start_sample": frame.start_sample, "sample_rate_hz": frame.sample_rate_hz},
-                  buffers=[pcm.tobytes()])
-        self.num_sent_samples += pcm.size
+                  buffers=[float_to_pcm16_bytes(mono)])
+        self.num_sent_samples += mono.size
+
+    def new_stream(self) -> None:
+        """A new run starts its stream at sample 0: drop queued audio in every view and forget the
+        positions reported for the previous stream until a view reports on the new one."""
+        self.played_position = 0
+        self.buffered_samples = 0
+        self.reported_at = 0.0
+        self.num_sent_samples = 0
+        self.stream_id += 1  # the views drop what they hold when they see it change
 
     def flush(self) -> None:
         """Drop everything queued in the browser (barge-in)."""
         self.send({"type": "flush"})
 
     def _on_browser_message(self, widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
-        if content.get("type") != "played":
+        if content.get("type") != "played" or content.get("stream_id", 0) != self.stream_id:
             return
         self.played_position = int(content.get("position", 0))
         self.buffered_samples = int(content.get("buffered", 0))

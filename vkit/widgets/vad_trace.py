@@ -9,8 +9,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from vkit.frames import SpeechStarted, SpeechStopped, VadScore
-from vkit.recording.events import events_from_records
+from vkit.traces import TraceData, vad_thresholds
 from vkit.widgets.follow import follow_session
 
 
@@ -20,17 +19,19 @@ class VadTrace(anywidget.AnyWidget):
     Give it a live Session, a Handle (``graph.start()``) or a loaded recording. While the session runs,
     only new events are read, and the drawing is resent at most ``refresh_hz`` times a second.
     The VAD must run with ``emit_scores=True`` (its default) for the probability line to exist.
+    The threshold lines are the graph's VAD's (``threshold``/``negative_threshold`` override them).
     """
 
     _esm = Path(__file__).with_name("vad_trace.js")
     svg = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, session: Any, *, threshold: float = 0.5, negative_threshold: float | None = 0.35,
+    def __init__(self, session: Any, *, threshold: float | None = None, negative_threshold: float | None = None,
                  stream: str = "input", width_px: int = 900, height_px: int = 160, refresh_hz: float = 4.0) -> None:
         super().__init__()
         self.session = getattr(session, "session", session)  # a Handle has .session
-        self.threshold = threshold
-        self.negative_threshold = negative_threshold
+        graph_threshold, graph_negative = vad_thresholds(self.session)
+        self.threshold = graph_threshold if threshold is None else threshold
+        self.negative_threshold = graph_negative if negative_threshold is None else negative_threshold
         self.stream = stream
         self.width_px = width_px
         self.height_px = height_px
@@ -76,53 +77,34 @@ class VadTrace(anywidget.AnyWidget):
         def y(p: float) -> float:
             return height - pad - (height - 2 * pad) * p
 
-        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="10" '
+        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                 f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" font-size="10" '
                  'font-family="sans-serif">']
         for a, b in spans:
             parts.append(f'<rect x="{x(a):.1f}" y="{pad}" width="{x(b) - x(a):.1f}" height="{height - 2 * pad}" '
-                         'fill="#4c78a8" opacity="0.15"/>')
+                         'fill="var(--jp-brand-color1, #1976d2)" opacity="0.18"/>')
         for level, dash in ((self.threshold, ""), (self.negative_threshold, ' stroke-dasharray="4 3"')):
             if level is not None:
                 parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
-                             f'stroke="#e45756"{dash}/>')
+                             f'stroke="var(--jp-error-color1, #d32f2f)"{dash}/>')
+        muted = "var(--jp-ui-font-color2, #616161)"
+        step_s = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1e9) if s * 10 >= end_ms / 1000)
+        tick = 0.0
+        while tick * 1000 <= end_ms:  # a time axis in seconds along the bottom
+            parts.append(f'<text x="{x(tick * 1000):.1f}" y="{height - 6}" text-anchor="middle" fill="{muted}">'
+                         f'{tick:g} s</text>')
+            tick = round(tick + step_s, 6)
+        for level in (0.0, 1.0):
+            parts.append(f'<text x="{pad - 4}" y="{y(level) + 3:.1f}" text-anchor="end" fill="{muted}">{level:g}</text>')
         line = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in _at_most_two_per_pixel(points, end_ms, width))
-        parts.append(f'<polyline points="{line}" fill="none" stroke="#333" stroke-width="1"/>')
-        parts.append(f'<text x="{pad}" y="12">{html.escape(self.stream)}: VAD probability, threshold '
-                     f'{self.threshold}, speech shaded; {end_ms / 1000:.1f} s</text></svg>')
+        parts.append(f'<polyline points="{line}" fill="none" stroke="var(--jp-ui-font-color1, #1f1f1f)" stroke-width="1"/>')
+        threshold = "" if self.threshold is None else f", threshold {self.threshold:g}"
+        parts.append(f'<text x="{pad}" y="12" fill="var(--jp-ui-font-color1, #1f1f1f)">{html.escape(self.stream)}: '
+                     f'VAD probability{threshold}, speech shaded</text></svg>')
         return "".join(parts)
 
     def __repr__(self) -> str:
         return f"VadTrace({len(self._trace.points)} windows, {len(self._trace.spans)} speech segments)"
-
-
-class TraceData:
-    """The probability points and speech spans of one stream, accumulated from events as they come."""
-
-    def __init__(self, stream: str = "input") -> None:
-        self.stream = stream
-        self.points: list[tuple[float, float]] = []  # (media time ms, probability)
-        self.spans: list[tuple[float, float]] = []  # finished speech segments (start ms, stop ms)
-        self.open_span_ms: float | None = None  # start of a segment still under way
-
-    def add(self, events: list[Any]) -> bool:
-        """Take events (typed, or the dict records of a loaded recording); True when any was relevant."""
-        if events and isinstance(events[0], dict):
-            events = events_from_records(events)
-        changed = False
-        for event in events:
-            if getattr(event, "stream", None) != self.stream:
-                continue
-            if isinstance(event, VadScore):
-                self.points.append((event.sample * 1000 / event.sample_rate_hz, event.probability))
-            elif isinstance(event, SpeechStarted):
-                self.open_span_ms = event.ms
-            elif isinstance(event, SpeechStopped) and self.open_span_ms is not None:
-                self.spans.append((self.open_span_ms, event.ms))
-                self.open_span_ms = None
-            else:
-                continue
-            changed = True
-        return changed
 
 
 def _at_most_two_per_pixel(points: list[tuple[float, float]], end_ms: float,
