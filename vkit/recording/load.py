@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import struct
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from vkit.errors import RecordingError, got
+
+log = logging.getLogger(__name__)
 
 
 def load_session(path: str | Path) -> LoadedSession:
@@ -64,11 +67,23 @@ class LoadedSession:
 
     @cached_property
     def tracks(self) -> dict[str, tuple[int, np.ndarray]]:
-        """stream -> (sample_rate_hz, samples shaped (num_channels, num_samples)), aligned at t = 0."""
+        """stream -> (sample_rate_hz, samples shaped (num_channels, num_samples)), aligned at t = 0.
+
+        A track that cannot be read (a run killed before its header was written) is left out, with a
+        warning, and named in ``bad_tracks``; the others load."""
         out = {}
         for wav in sorted((self.path / "tracks").glob("*.wav")):
-            out[wav.stem] = read_wav(wav)
+            try:
+                out[wav.stem] = read_wav(wav)
+            except RecordingError as exc:
+                self.bad_tracks[wav.stem] = str(exc)
+                log.warning("skipped an unreadable track: %s", exc)
         return out
+
+    @cached_property
+    def bad_tracks(self) -> dict[str, str]:
+        """stream -> why its track could not be read (filled when ``tracks`` is read)."""
+        return {}
 
     def track(self, stream: str) -> tuple[int, np.ndarray]:
         if stream not in self.tracks:
@@ -120,10 +135,15 @@ def read_wav(path: Path) -> tuple[int, np.ndarray]:
         raise RecordingError(f"not a WAV file {got(str(path))}")
     num_channels, sample_rate_hz = struct.unpack("<HI", data[22:28])
     bits = struct.unpack("<H", data[34:36])[0]
+    if num_channels == 0 or sample_rate_hz == 0:
+        raise RecordingError(f"WAV header names no channels or no sample rate {got(str(path))}")
     if bits != 16 or data[36:40] != b"data":
         import soundfile
 
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        try:
+            samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as exc:
+            raise RecordingError(f"unreadable WAV ({exc}) {got(str(path))}") from exc
         return rate, samples.T.copy()
     usable = (len(data) - 44) // (2 * num_channels) * (2 * num_channels)
     pcm = np.frombuffer(data, "<i2", count=usable // 2, offset=44)
