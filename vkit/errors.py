@@ -39,7 +39,9 @@ class StageError(VkitError, RuntimeError):
     """A stage raised while the graph ran; ``stage`` names it and ``__cause__`` is the original."""
 
     def __init__(self, stage: str, cause: BaseException) -> None:
-        super().__init__(f"stage {stage!r} failed: {type(cause).__name__}: {cause}")
+        from vkit.redact import redact_text
+
+        super().__init__(redact_text(f"stage {stage!r} failed: {type(cause).__name__}: {cause}"))
         self.stage = stage
         self.cause = cause
 
