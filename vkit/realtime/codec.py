@@ -100,6 +100,10 @@ class _MissingParameter(RemoteProtocolError):
 
 def encode_event(event: RealtimeEvent, dialect: Dialect = "ga") -> str:
     """Serialise an event in ``dialect`` (server events are renamed for beta)."""
+    if event.type == "input_audio_buffer.append" and not event.extra and isinstance(event.event_id, str) \
+            and isinstance(event.audio, str):  # type: ignore[attr-defined]
+        # the per-chunk event, written directly: base64 needs no escaping (same text as json.dumps gives)
+        return f'{{"type":"input_audio_buffer.append","event_id":{json.dumps(event.event_id)},"audio":"{event.audio}"}}'  # type: ignore[attr-defined]
     data = event.to_dict()
     if dialect == "beta" and event.direction == "server" and data["type"] in _GA_TO_BETA:
         data["type"] = _GA_TO_BETA[data["type"]]

@@ -220,6 +220,8 @@ class _Session:
         self.outage: deque[np.ndarray] = deque()
         self.num_outage_samples = 0
         self.num_dropped_samples = 0
+        self.sending_since: float | None = None
+        self.abort_reason: str | None = None  # set when vkit itself cut the connection, and why
 
     # -- connection ---------------------------------------------------------------------------------
 
@@ -260,6 +262,7 @@ class _Session:
     async def _connect(self) -> None:
         """Open a connection, send the session config and any audio kept through an outage, then go."""
         self.websocket = await self._open()
+        self.abort_reason = None
         self.num_connections += 1
         self.protocol = ClientProtocol(self.stage.dialect, max_depth=self.stage.max_depth)
         await self._send_now(ev.CLIENT_EVENTS["session.update"](session=self.stage.session_update()))
@@ -274,6 +277,7 @@ class _Session:
         writer = asyncio.current_task()
         assert writer is not None
         reader = asyncio.ensure_future(self._read_forever())
+        watchdog = asyncio.ensure_future(self._watch_writes())
 
         finishing = False
 
@@ -294,7 +298,8 @@ class _Session:
         finally:
             finishing = True  # the writer's own failure, if any, is what the session reports
             reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            watchdog.cancel()
+            await asyncio.gather(reader, watchdog, return_exceptions=True)
             if self.websocket is not None:
                 if self.connected.is_set():
                     await self.websocket.close()
@@ -367,9 +372,9 @@ class _Session:
                 except ConnectionClosed as exc:
                     closed = exc
                 code, why = _close_of(websocket, closed)
-                if code == 1009 and closed is not None and closed.rcvd is None:
-                    raise RemoteProtocolError(f"the Realtime server sent a message over max_frame_bytes="
-                                              f"{self.stage.max_frame_bytes} {got(self.stage.endpoint)}")
+                why = self.abort_reason or why
+                if _refused_oversized(closed):
+                    raise self._oversized()
                 if websocket is self.websocket:
                     self.connected.clear()
                 if not self.stage.reconnect or code in NO_RECONNECT_CODES:
@@ -426,24 +431,40 @@ class _Session:
         text = self.protocol.send(event)
         websocket = self.websocket
         assert websocket is not None
+        self.sending_since = asyncio.get_running_loop().time()  # watched by _watch_writes
         try:
-            await asyncio.wait_for(websocket.send(text), self.stage.write_timeout_s)
-        except (ConnectionClosed, asyncio.TimeoutError) as exc:
-            if isinstance(exc, ConnectionClosed):
-                why = _close_of(websocket, exc)[1]
-            else:
-                why = f"the server stopped reading: a send did not complete within write_timeout_s=" \
-                      f"{self.stage.write_timeout_s:g}"
-                websocket.transport.abort()  # the reader sees the drop and reconnects, if allowed
+            await websocket.send(text)
+        except ConnectionClosed as exc:
+            if _refused_oversized(exc):
+                raise self._oversized() from exc
+            why = self.abort_reason or _close_of(websocket, exc)[1]
             if websocket is self.websocket:
                 self.connected.clear()
             if not self.stage.reconnect:
                 raise ConnectionLost(redact_text(f"the Realtime connection closed mid-session ({why}) "
                                                  f"{got(self.stage.endpoint)}")) from exc
             return False
+        finally:
+            self.sending_since = None
         self.ctx.publish(ProtocolEvent(direction="sent", type=event.type, event=_without_audio(event),
                                        t_ns=self.ctx.clock.now_ns(), stage=self.ctx.name))
         return True
+
+    def _oversized(self) -> RemoteProtocolError:
+        return RemoteProtocolError(f"the Realtime server sent a message over max_frame_bytes="
+                                   f"{self.stage.max_frame_bytes} {got(self.stage.endpoint)}")
+
+    async def _watch_writes(self) -> None:
+        """Abort a connection whose send has not completed within write_timeout_s (the peer stopped reading).
+
+        One watchdog for the session instead of a timer per send: a send into a free buffer costs nothing extra."""
+        limit_s = self.stage.write_timeout_s
+        while True:
+            await asyncio.sleep(min(limit_s / 4, 1.0))
+            since = self.sending_since
+            if since is not None and asyncio.get_running_loop().time() - since > limit_s and self.websocket is not None:
+                self.abort_reason = f"the server stopped reading: a send did not complete within write_timeout_s={limit_s:g}"
+                self.websocket.transport.abort()  # the pending send and the reader see the drop
 
     async def _on_input(self, item: Any) -> None:
         if isinstance(item, AudioFrame):
@@ -481,7 +502,8 @@ class _Session:
             return
         audio = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         self.pending, self.num_pending = [], 0
-        if not self.connected.is_set() or not await self._send_now(_APPEND(audio=encode_audio(audio))):
+        if not self.connected.is_set() or not await self._send_now(
+                _APPEND(audio=encode_audio(audio), event_id=self.protocol.next_event_id())):
             self._keep_through_outage(audio)
 
     def _keep_through_outage(self, audio: np.ndarray) -> None:
@@ -606,6 +628,11 @@ def _close_of(websocket: ClientConnection, closed: ConnectionClosed | None) -> t
     return code, f"{text} {by}" + (f": {reason}" if reason else "")
 
 
+def _refused_oversized(closed: ConnectionClosed | None) -> bool:
+    """Whether vkit closed the connection with 1009 because a server message exceeded max_size."""
+    return closed is not None and closed.rcvd is None and closed.sent is not None and closed.sent.code == 1009
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -617,6 +644,10 @@ def _is_loopback(host: str) -> bool:
 
 def _without_audio(event: ev.RealtimeEvent) -> ev.RealtimeEvent:
     """The event with its base64 audio replaced by a sample count, for the session record."""
+    if event.type == "input_audio_buffer.append" and not event.extra:  # the per-chunk case, built directly
+        audio = event.audio  # type: ignore[attr-defined]
+        num_bytes = len(audio) * 3 // 4 - audio[-2:].count("=")
+        return _APPEND(audio=None, event_id=event.event_id, extra={"num_samples": num_bytes // 2})
     name = _AUDIO_FIELDS.get(event.type)
     value = getattr(event, name, None) if name else None
     if not isinstance(value, str):
