@@ -65,6 +65,14 @@ class Realtime(Pipe):
     ``url="openai"`` (or a wss URL) talks to OpenAI with ``OPENAI_API_KEY``; Azure URLs use ``api-key``.
     ``turn_detection``: "server_vad" (with ``vad={...}`` parameters), "semantic_vad", or "manual":
     vkit's own VAD events upstream drive commit + ``response.create``.
+
+    Faults: ``reconnect=True`` reopens a dropped connection (backoff 0.1 s doubling to 2 s, jittered, for
+    ``reconnect_timeout_s``; ``max_retries`` reconnections), re-sending the session config and the newest
+    ``outage_buffer_ms`` of input. ``write_timeout_s`` and keepalive pings (``ping_interval_s``,
+    ``ping_timeout_s``) catch a server that stopped reading; ``stall_timeout_s`` gives up on a silent answer.
+    Server messages over ``max_frame_bytes`` or nested deeper than ``max_depth`` are refused; up to
+    ``max_bad_events`` bad events are skipped and published as ``ProtocolIssue``. A key is sent only over
+    wss:// or to loopback unless ``allow_insecure_key=True``.
     """
 
     accepts = (AudioFrame, Event)
