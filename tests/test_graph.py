@@ -82,7 +82,7 @@ def test_text_svg_and_describe(sine_16k):
     svg = graph.svg()
     assert svg.startswith("<svg") and svg.count("<g data-stage=") == 4 and 'data-stage="Null"' in svg
     bundle = graph._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "image/svg+xml"}
+    assert set(bundle) == {"text/plain", "text/html", "image/svg+xml"}
     described = graph.describe()
     assert [n["name"] for n in described["nodes"]] == ["Array", "tee", "Memory", "Null"]
     assert ["tee", "Null"] in described["edges"]

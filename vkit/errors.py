@@ -48,7 +48,9 @@ class StageError(VkitError, RuntimeError):
     """A stage raised while the graph ran; ``stage`` names it and ``__cause__`` is the original."""
 
     def __init__(self, stage: str, cause: BaseException) -> None:
-        super().__init__(f"stage {stage!r} failed: {type(cause).__name__}: {cause}")
+        from vkit.redact import redact_text
+
+        super().__init__(redact_text(f"stage {stage!r} failed: {type(cause).__name__}: {cause}"))
         self.stage = stage
         self.cause = cause
 
@@ -70,7 +72,12 @@ class ConnectionLost(VkitError, ConnectionError):
 
 
 class RecordingError(VkitError, OSError):
-    """A session recording could not be written or read."""
+    """A session recording could not be written or read.
+
+    Raised out of ``vkit.run`` when the recording failed while the graph ran (a full disk): the run
+    stops at once, and ``session`` holds what it measured until then (its turns)."""
+
+    session: object = None
 
 
 def got(value: object) -> str:

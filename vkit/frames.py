@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from vkit.errors import AudioInputError, got
+from vkit.redact import redact_text
 from vkit.units import samples_to_ms
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "SpeechStopped",
     "VadScore",
     "Marker",
+    "ProtocolIssue",
     "ProtocolEvent",
     "Playout",
     "Item",
@@ -187,6 +189,24 @@ class ProtocolEvent(Event):
         to_dict = getattr(self.event, "to_dict", None)
         body = to_dict() if callable(to_dict) else {}
         return {"direction": self.direction, "type": self.type, "event": body}
+
+    def __repr__(self) -> str:
+        return redact_text(f"ProtocolEvent(t_ns={self.t_ns}, stage={self.stage!r}, direction={self.direction!r}, "
+                           f"type={self.type!r}, event={self.event!r})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolIssue(Event):
+    """A peer's message that was skipped (malformed, too deep, bad audio): ``reason`` says why,
+    ``num_issues`` counts them so far on the session, ``wire_type`` is the event's type when known."""
+
+    reason: str
+    wire_type: str = ""
+    num_issues: int = 1
+
+    def __repr__(self) -> str:
+        return redact_text(f"ProtocolIssue(t_ns={self.t_ns}, stage={self.stage!r}, wire_type={self.wire_type!r}, "
+                           f"reason={self.reason!r}, num_issues={self.num_issues})")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -149,6 +149,10 @@ def compute_turns(events: Iterable[Event], *, ground_truth_segments_ms: Sequence
             if input_origin is None:
                 rate = event.data.get("sample_rate_hz") or 1
                 input_origin = (_ms(event.t_ns), event.data.get("start_sample", 0) * 1000.0 / rate)
+        elif isinstance(event, Marker) and event.name == "response_stalled":
+            stalled = by_response.get(event.data.get("response_id") or "")
+            if stalled is not None and stalled.status is None:
+                stalled.status = "stalled"  # the client gave up waiting: no response.done came
         elif isinstance(event, SpeechStarted):
             pending_start = _ms(event.sample_t_ns)
             if playing is not None and not playing.interrupted and playing.first_audio_played_ms is not None:
@@ -207,7 +211,7 @@ class TurnEvents:
                 return
         elif not (isinstance(event, (SpeechStarted, SpeechStopped))
                   or (isinstance(event, Playout) and event.stream == "output")
-                  or (isinstance(event, Marker) and event.name == "stream_start")):
+                  or (isinstance(event, Marker) and event.name in ("stream_start", "response_stalled"))):
             return
         self.events.append(event)
 

@@ -25,7 +25,7 @@ import numpy as np
 from vkit import display
 from vkit.channels import END, Channel
 from vkit.clock import SessionClock, VirtualClock
-from vkit.errors import ConfigError, StageError, got
+from vkit.errors import ConfigError, RecordingError, StageError, got
 from vkit.frames import AudioFrame, Event, Item, Marker
 from vkit.plan import GraphPlan, Part, PlanJoin, PlanNode, PlanTee
 from vkit.session import Session, StageStats
@@ -486,7 +486,7 @@ def _make_clock(clock: SessionClock | str | None) -> SessionClock:
 
 
 def _prepare(graph: object, clock: SessionClock | str | None, ground_truth: Any,
-             attach: Sequence[Attach]) -> tuple[GraphPlan, Session]:
+             attach: Sequence[Attach], keep_all_events: bool = False) -> tuple[GraphPlan, Session]:
     plan = GraphPlan(graph)
     session_clock = _make_clock(clock)
     if session_clock.virtual:
@@ -494,7 +494,7 @@ def _prepare(graph: object, clock: SessionClock | str | None, ground_truth: Any,
         if real:
             raise ConfigError(f"{', '.join(real)} cannot be measured on the virtual clock (they wait on a real "
                               f"device, browser or remote server): run with the system clock {got(clock)}")
-    session = Session(session_clock, graph=plan.describe())
+    session = Session(session_clock, graph=plan.describe(), keep_all_events=keep_all_events)
     if ground_truth is not None:
         session.ground_truth_segments_ms = _load_ground_truth(ground_truth)
     for hook in attach:
@@ -531,18 +531,28 @@ async def _execute(plan: GraphPlan, session: Session, timeout_s: float | None = 
                 except Exception as exc:
                     raise StageError(name, exc) from exc
             opened.append((name, obj))
+        runner = asyncio.ensure_future(_run_tasks(tasks))
+        loop = asyncio.get_running_loop()
+        session.on_failure(lambda _: loop.call_soon_threadsafe(runner.cancel))
         try:
             async with asyncio.timeout(timeout_s):
-                await _run_tasks(tasks)
+                await runner
         except TimeoutError:
             status = "timeout"
             raise TimeoutError(f"the graph did not finish within timeout_s {got(timeout_s)}") from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if session.failure is None or (current is not None and current.cancelling()):
+                raise
+            raise session.failure from None  # a subscriber (the recorder) failed: stop at once, say why
         status = "complete"
     except asyncio.CancelledError as exc:
         status = "timeout" if exc.args == ("timeout",) else "stopped"
         raise
     except BaseException as exc:
         error = exc
+        if isinstance(exc, RecordingError):
+            exc.session = session
         raise
     finally:
         close_error = _close_all(opened)
@@ -593,14 +603,14 @@ def _close_all(opened: list[tuple[str, Any]]) -> BaseException | None:
 
 
 async def arun(graph: object, *, clock: SessionClock | str | None = None, ground_truth: Any = None,
-               timeout_s: float | None = None, attach: Sequence[Attach] = ()) -> Session:
+               timeout_s: float | None = None, attach: Sequence[Attach] = (), keep_all_events: bool = False) -> Session:
     """Run ``graph`` on the caller's event loop; returns the Session when every stage has finished."""
-    plan, session = _prepare(graph, clock, ground_truth, attach)
+    plan, session = _prepare(graph, clock, ground_truth, attach, keep_all_events)
     return await _execute(plan, session, timeout_s)
 
 
 def run(graph: object, *, clock: SessionClock | str | None = None, ground_truth: Any = None,
-        timeout_s: float | None = None, attach: Sequence[Attach] = ()) -> Session:
+        timeout_s: float | None = None, attach: Sequence[Attach] = (), keep_all_events: bool = False) -> Session:
     """Run ``graph`` to the end and return its Session.
 
     Works in a plain script and inside a notebook cell whose event loop is already running (the graph
@@ -609,9 +619,10 @@ def run(graph: object, *, clock: SessionClock | str | None = None, ground_truth:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        plan, session = _prepare(graph, clock, ground_truth, attach)
+        plan, session = _prepare(graph, clock, ground_truth, attach, keep_all_events)
         return asyncio.run(_execute(plan, session, timeout_s))
-    return start(graph, clock=clock, ground_truth=ground_truth, attach=attach).wait(timeout_s)
+    return start(graph, clock=clock, ground_truth=ground_truth, attach=attach,
+                 keep_all_events=keep_all_events).wait(timeout_s)
 
 
 class _Engine:
@@ -699,7 +710,7 @@ class Handle:
 
 
 def start(graph: object, *, clock: SessionClock | str | None = None, ground_truth: Any = None,
-          attach: Sequence[Attach] = ()) -> Handle:
+          attach: Sequence[Attach] = (), keep_all_events: bool = False) -> Handle:
     """Start ``graph`` on the engine thread and return a Handle at once."""
-    plan, session = _prepare(graph, clock, ground_truth, attach)
+    plan, session = _prepare(graph, clock, ground_truth, attach, keep_all_events)
     return Handle(plan, session)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vkit.clock import SessionClock
+from vkit.eventlog import EventLog
 from vkit.frames import Event, Item, SpeechStarted, SpeechStopped
 from vkit.latency import TurnEvents, compute_turns
 
@@ -141,14 +142,15 @@ class SessionRecord:
 class Session:
     """Everything a run produced, available while it runs and after.
 
-    ``events`` holds every event on the session clock; audio goes only to subscribers (the recorder,
-    widgets). ``turns`` is the per-turn latency table of design section 7.
+    ``events`` holds the session's events on the session clock, bounded (``vkit.eventlog.EventLog``:
+    every rare event, the newest 2000 of each per-chunk kind; ``keep_all_events=True`` keeps all);
+    audio and every event go to subscribers (the recorder, widgets). ``turns`` is the per-turn latency table of design section 7.
     """
 
-    def __init__(self, clock: SessionClock | None = None, *, graph: Any = None) -> None:
+    def __init__(self, clock: SessionClock | None = None, *, graph: Any = None, keep_all_events: bool = False) -> None:
         self.clock = clock or SessionClock()
         self.graph = graph
-        self.events: list[Event] = []
+        self.events = EventLog(keep_all=keep_all_events)
         self._stages: dict[str, StageStats] = {}
         self._subscribers: list[Callable[[Item], None]] = []
         self._lock = threading.Lock()
@@ -159,6 +161,8 @@ class Session:
         self._turn_events = TurnEvents()
         self._turns_cache: tuple[int, Any] | None = None
         self._finalizers: list[Callable[[Session], None]] = []
+        self.failure: Exception | None = None  # the first subscriber failure, which stopped the run
+        self._on_failure: Callable[[Exception], None] | None = None
 
     # -- the bus ----------------------------------------------------------------------------------
 
@@ -169,7 +173,23 @@ class Session:
                 self.events.append(item)
                 self._turn_events.add(item)
         for callback in tuple(self._subscribers):
-            callback(item)
+            try:
+                callback(item)
+            except Exception as exc:  # a subscriber's failure (a full disk) ends the run, not the stage
+                self._subscriber_failed(callback, exc)
+
+    def _subscriber_failed(self, callback: Callable[[Item], None], exc: Exception) -> None:
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+        if self.failure is None:
+            self.failure = exc
+            log.error("a session subscriber failed, stopping the run: %s", exc)
+            if self._on_failure is not None:
+                self._on_failure(exc)
+
+    def on_failure(self, callback: Callable[[Exception], None]) -> None:
+        """Call ``callback(exc)`` when a subscriber fails (the runtime stops the run)."""
+        self._on_failure = callback
 
     def subscribe(self, callback: Callable[[Item], None]) -> Callable[[], None]:
         """Call ``callback(item)`` for every published item; returns an unsubscribe function."""
@@ -246,6 +266,11 @@ class Session:
     def __reduce__(self) -> tuple[Any, ...]:
         record = self.record()
         return (_restore_record, (record.__getstate__(),))
+
+    def events_since(self, cursor: int) -> tuple[list[Event], int]:
+        """The events published since ``cursor`` (0 at first) and the next cursor (see ``EventLog.since``)."""
+        with self._lock:
+            return self.events.since(cursor)
 
     def events_of(self, kind: type[Event]) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]

@@ -21,10 +21,15 @@ def read_wav(path: Path) -> tuple[int, np.ndarray]:
         raise RecordingError(f"not a WAV file {got(str(path))}")
     num_channels, sample_rate_hz = struct.unpack("<HI", data[22:28])
     bits = struct.unpack("<H", data[34:36])[0]
+    if num_channels == 0 or sample_rate_hz == 0:
+        raise RecordingError(f"WAV header names no channels or no sample rate {got(str(path))}")
     if bits != 16 or data[36:40] != b"data":
         import soundfile
 
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        try:
+            samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as exc:
+            raise RecordingError(f"unreadable WAV ({exc}) {got(str(path))}") from exc
         return rate, samples.T.copy()
     usable = (len(data) - 44) // (2 * num_channels) * (2 * num_channels)
     pcm = np.frombuffer(data, "<i2", count=usable // 2, offset=44)

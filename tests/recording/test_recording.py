@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import vkit
 from vkit import filters, sinks, sources
 from vkit.data import sample_path
-from vkit.errors import RecordingError
+from vkit.errors import AudioInputError, RecordingError
 from vkit.frames import AudioFrame, Marker
 from vkit.recording import Recorder, load_session, scrub
 from vkit.recording.recorder import _Track
@@ -95,12 +96,17 @@ def test_a_full_disk_stops_the_recording_keeps_it_readable_and_says_so(tmp_path,
 
     monkeypatch.setattr(_Track, "_append", failing_append)
     memory = sinks.Memory()
-    with pytest.raises(RecordingError, match=r"No space left on device \(got '.*rec'\)"):
-        vkit.run(sources.Tone(duration_ms=1000, sample_rate_hz=16_000) | memory, record=tmp_path / "rec")
-    assert memory.audio().shape == (1, 16_000)  # the graph itself lost nothing
+    with pytest.raises(RecordingError) as info:  # reported at the first failed write, not when the run ends
+        vkit.run(sources.Tone(duration_ms=1000, sample_rate_hz=16_000, pace="realtime") | memory,
+                 record=tmp_path / "rec", clock="virtual")
+    assert re.search(r"No space left on device \(got '.*rec'\)", str(info.value))
+    session = info.value.session  # the run stopped at once, and what it measured is still there
+    assert session.status == "error" and 0 < memory.audio().shape[1] < 16_000
+    assert written["n"] == 21  # nothing more was attempted after the first failure
     loaded = load_session(tmp_path / "rec")
     assert loaded.status == "incomplete" and "No space left" in loaded.manifest["error"]
     assert 0 < loaded.track("input")[1].shape[1] < 16_000  # what was written before the disk filled
+    assert not (tmp_path / "rec" / "manifest.json.tmp").exists()
 
 
 def test_a_killed_demo_and_a_completed_one_both_load(tmp_path):
@@ -152,3 +158,60 @@ def test_missing_or_garbled_recordings_are_named(tmp_path):
     (tmp_path / "bad/manifest.json").write_text("{oops")
     with pytest.raises(RecordingError, match="garbled"):
         load_session(tmp_path / "bad")
+
+
+def test_an_existing_recording_is_refused_unless_overwrite(tmp_path):
+    first = Recorder(tmp_path / "rec")
+    first.close()
+    with pytest.raises(RecordingError, match=r"already holds a recording; pass overwrite=True"):
+        Recorder(tmp_path / "rec")
+    (tmp_path / "rec" / "tracks" / "old.wav").write_bytes(b"RIFF")
+    second = Recorder(tmp_path / "rec", overwrite=True)
+    second.close("stopped", reason="Ctrl-C")
+    loaded = load_session(tmp_path / "rec")
+    assert loaded.status == "stopped" and loaded.manifest["reason"] == "Ctrl-C" and not loaded.tracks
+
+
+@pytest.mark.parametrize("status", ["complete", "stopped", "timeout", "error", "incomplete"])
+def test_close_writes_the_status_and_the_reason(tmp_path, status):
+    recorder = Recorder(tmp_path / status)
+    recorder.close(status, reason=f"why {status}")
+    manifest = load_session(tmp_path / status).manifest
+    assert manifest["status"] == status and manifest["reason"] == f"why {status}"
+    with pytest.raises(RecordingError, match="status must be one of"):
+        Recorder(tmp_path / "x").close("done")
+
+
+def test_a_track_cut_before_its_header_does_not_block_the_others(tmp_path):
+    recorder = Recorder(tmp_path / "rec")
+    recorder.write(AudioFrame(samples=np.zeros((1, 480), np.float32), sample_rate_hz=24_000, t_ns=0))
+    recorder.close()
+    (tmp_path / "rec" / "tracks" / "output.wav").write_bytes(b"RIF")  # a SIGKILL in the first write
+    loaded = load_session(tmp_path / "rec")
+    assert list(loaded.tracks) == ["input"] and "not a WAV file" in loaded.bad_tracks["output"]
+
+
+def test_deep_and_huge_payloads_are_recorded_cut_and_marked(tmp_path):
+    deep: list = []
+    node = deep
+    for _ in range(5_000):
+        node.append([])
+        node = node[0]
+    recorder = Recorder(tmp_path / "rec")
+    recorder.write(Marker(name="deep", data={"deep": deep, "blob": "a" * 10_000_000}, t_ns=0))
+    recorder.close()
+    line = (tmp_path / "rec" / "events.jsonl").read_text()
+    assert len(line) < 100_000 and "nested deeper than 64 levels" in line
+    assert "[truncated: 9934464 more chars]" in line
+
+
+def test_a_nan_frame_is_never_written(tmp_path):
+    recorder = Recorder(tmp_path / "rec")
+    recorder.write(AudioFrame(samples=np.zeros((1, 480), np.float32), sample_rate_hz=24_000, t_ns=0))
+    bad = np.zeros((1, 480), np.float32)
+    bad[0, 7] = np.nan
+    with pytest.raises(AudioInputError, match="NaN"):
+        recorder.write(AudioFrame(samples=bad, sample_rate_hz=24_000, start_sample=480, t_ns=20_000_000))
+    recorder.close()
+    rate, samples = load_session(tmp_path / "rec").track("input")
+    assert samples.shape[1] == 480

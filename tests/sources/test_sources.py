@@ -108,3 +108,35 @@ def test_fast_offline_runs_can_show_a_progress_bar(capsys):
     assert "s audio" in capsys.readouterr().err
     vkit.run(sources.Silence(duration_ms=2000, sample_rate_hz=8000) | sinks.Null())  # short runs stay quiet
     assert capsys.readouterr().err == ""
+
+
+def test_hostile_arrays_are_refused_clearly():
+    import warnings
+
+    from vkit.errors import AudioInputError as Refused
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: a clear error instead
+        with pytest.raises(Refused, match="samples must be real"):
+            sources.Array(np.ones(480, np.complex64) * 0.1j, 24_000)
+    for empty in (np.zeros((0, 480), np.float32), np.zeros(0, np.float32), np.zeros((1, 0), np.float32)):
+        with pytest.raises(Refused, match="no audio"):
+            sources.Array(empty, 24_000)
+    loud = np.zeros(480, np.float32)
+    loud[3] = -40.0
+    with pytest.raises(Refused, match=r"reach 40.*\(got 40.0\)"):
+        sources.Array(loud, 24_000)
+    sources.Array(loud / 25, 24_000)  # 1.6: over full scale but plausibly intended, clipped at the wire
+
+
+def test_a_wav_whose_header_claims_more_frames_is_refused_naming_both_counts(tmp_path):
+    import soundfile as sf
+
+    from vkit.errors import AudioInputError as Refused
+
+    path = tmp_path / "cut.wav"
+    sf.write(path, np.zeros(24_000, np.float32), 24_000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 2 * 10_000])  # the header still says 24000 frames
+    with pytest.raises(Refused, match=r"cut.wav: the header claims 24000 frames but the file holds 14000"):
+        sources.File(path)

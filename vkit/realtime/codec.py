@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +18,7 @@ from vkit.errors import RemoteProtocolError, got
 from vkit.realtime.events import BETA_SERVER_RENAMES, RealtimeEvent, UnknownEvent, event_class
 
 __all__ = ["Dialect", "decode_event", "encode_event", "encode_audio", "decode_audio", "AUDIO_FORMATS",
+           "MAX_DEPTH", "json_depth_exceeds",
            "ulaw_encode", "ulaw_decode", "alaw_encode", "alaw_decode"]
 
 Dialect = Literal["ga", "beta"]
@@ -25,15 +27,46 @@ _GA_TO_BETA = {ga: beta for beta, ga in BETA_SERVER_RENAMES.items()}
 #: the wire formats: name -> (sample rate, bytes per sample)
 AUDIO_FORMATS = {"pcm16": (24_000, 2), "g711_ulaw": (8_000, 1), "g711_alaw": (8_000, 1)}
 
+#: the deepest JSON nesting accepted from a peer (Realtime events nest about 6 deep)
+MAX_DEPTH = 64
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
-def decode_event(text: str | bytes, direction: Literal["client", "server"], dialect: Dialect = "ga") -> RealtimeEvent:
+
+def json_depth_exceeds(text: str | bytes, max_depth: int) -> bool:
+    """Whether JSON ``text`` nests deeper than ``max_depth``, found without parsing it (no recursion).
+
+    The bracket count bounds the depth, so ordinary events cost two ``count`` calls; only text with more
+    brackets than ``max_depth`` is scanned, strings skipped."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if text.count("{") + text.count("[") <= max_depth:
+        return False
+    depth = 0
+    for match in _STRUCTURE.finditer(text):
+        char = match.group()
+        if char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def decode_event(text: str | bytes, direction: Literal["client", "server"], dialect: Dialect = "ga", *,
+                 max_depth: int = MAX_DEPTH) -> RealtimeEvent:
     """Parse one frame sent by ``direction`` into a typed event (GA vocabulary).
 
-    Raises RemoteProtocolError for text that is not a JSON object with a string ``type``. Unknown types
-    become UnknownEvent. Missing required fields are reported as a RemoteProtocolError naming the field.
+    Raises RemoteProtocolError for text that is not a JSON object with a string ``type``, or that nests
+    deeper than ``max_depth`` (checked before parsing). Unknown types become UnknownEvent. Missing
+    required fields are reported as a RemoteProtocolError naming the field.
     """
+    if json_depth_exceeds(text, max_depth):
+        raise RemoteProtocolError(f"the peer sent JSON nested deeper than {max_depth} levels {got(_preview(text))}")
     try:
         data = json.loads(text)
+    except RecursionError as exc:  # a max_depth set beyond what the parser can take
+        raise RemoteProtocolError(f"the peer sent JSON too deeply nested to parse {got(_preview(text))}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"the peer sent invalid JSON ({exc.msg if hasattr(exc, 'msg') else exc}) "
                                   f"{got(_preview(text))}") from exc
@@ -67,6 +100,10 @@ class MissingParameter(RemoteProtocolError):
 
 def encode_event(event: RealtimeEvent, dialect: Dialect = "ga") -> str:
     """Serialise an event in ``dialect`` (server events are renamed for beta)."""
+    if event.type == "input_audio_buffer.append" and not event.extra and isinstance(event.event_id, str) \
+            and isinstance(event.audio, str):  # type: ignore[attr-defined]
+        # the per-chunk event, written directly: base64 needs no escaping (same text as json.dumps gives)
+        return f'{{"type":"input_audio_buffer.append","event_id":{json.dumps(event.event_id)},"audio":"{event.audio}"}}'  # type: ignore[attr-defined]
     data = event.to_dict()
     if dialect == "beta" and event.direction == "server" and data["type"] in _GA_TO_BETA:
         data["type"] = _GA_TO_BETA[data["type"]]

@@ -16,7 +16,7 @@ from typing import Any
 
 from vkit.errors import LocalProtocolError, RemoteProtocolError, got
 from vkit.realtime import events as ev
-from vkit.realtime.codec import AUDIO_FORMATS, Dialect, MissingParameter, decode_event, encode_event
+from vkit.realtime.codec import AUDIO_FORMATS, MAX_DEPTH, Dialect, MissingParameter, decode_event, encode_event
 from vkit.realtime.session_config import (
     default_session,
     from_beta,
@@ -65,8 +65,9 @@ class _Response:
 class ClientProtocol:
     """The client side of one Realtime connection."""
 
-    def __init__(self, dialect: Dialect = "ga") -> None:
+    def __init__(self, dialect: Dialect = "ga", *, max_depth: int = MAX_DEPTH) -> None:
         self.dialect = dialect
+        self.max_depth = max_depth
         self.state = ClientState.CONNECTING
         self.session: dict[str, Any] = default_session()
         self.num_input_samples = 0  # appended, at the input format's rate
@@ -115,7 +116,7 @@ class ClientProtocol:
     def receive(self, text: str | bytes) -> ev.RealtimeEvent:
         """Parse one server frame and update the state; bad frames come back as InvalidEvent."""
         try:
-            event = decode_event(text, "server", self.dialect)
+            event = decode_event(text, "server", self.dialect, max_depth=self.max_depth)
         except RemoteProtocolError as exc:
             self.remote_errors.append(exc)
             return InvalidEvent(wire_type="vkit.invalid_event", reason=str(exc))
@@ -156,8 +157,15 @@ class ClientProtocol:
             self.active_response.item_ids.append(item["id"])
 
     def _on_response_output_audio_delta(self, event: ev.ServerEvent) -> None:
+        audio_format = output_format_name(self.session)
+        delta = event.delta  # type: ignore[attr-defined]
+        if not isinstance(event.item_id, str):  # type: ignore[attr-defined]
+            raise TypeError(f"item_id must be a string {got(event.item_id)}")  # type: ignore[attr-defined]
+        if isinstance(delta, str) and (len(delta) % 4 or _num_bytes(delta) % AUDIO_FORMATS[audio_format][1]):
+            raise ValueError(f"audio delta is not whole {audio_format} samples in base64 {got(len(delta))}")
+        num_samples = _num_samples(delta, audio_format)
         item = self.items.setdefault(event.item_id, OutputItem(event.item_id, event.response_id))  # type: ignore[attr-defined]
-        item.num_samples += _num_samples(event.delta, output_format_name(self.session))  # type: ignore[attr-defined]
+        item.num_samples += num_samples
 
     def _on_response_output_audio_transcript_delta(self, event: ev.ServerEvent) -> None:
         item = self.items.setdefault(event.item_id, OutputItem(event.item_id, event.response_id))  # type: ignore[attr-defined]
@@ -176,8 +184,11 @@ class ClientProtocol:
 def _num_samples(audio_b64: str, audio_format: str) -> int:
     if not isinstance(audio_b64, str):
         raise TypeError(f"audio must be base64 text {got(type(audio_b64).__name__)}")
-    num_bytes = len(audio_b64) * 3 // 4 - audio_b64[-2:].count("=")
-    return num_bytes // AUDIO_FORMATS[audio_format][1]
+    return _num_bytes(audio_b64) // AUDIO_FORMATS[audio_format][1]
+
+
+def _num_bytes(audio_b64: str) -> int:
+    return len(audio_b64) * 3 // 4 - audio_b64[-2:].count("=")
 
 
 # -- the server side -----------------------------------------------------------------------------------

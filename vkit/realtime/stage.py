@@ -9,8 +9,11 @@ Barge-in stops playout and truncates the answer at the position the sink really 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+import random
+from collections import deque
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -20,13 +23,14 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from vkit.errors import ConfigError, ConnectionLost, got
-from vkit.frames import AudioFrame, Event, Marker, ProtocolEvent, SpeechStarted, SpeechStopped
+from vkit.errors import ConfigError, ConnectionLost, RemoteProtocolError, got
+from vkit.frames import AudioFrame, Event, Marker, ProtocolEvent, ProtocolIssue, SpeechStarted, SpeechStopped
 from vkit.graph import Pipe
 from vkit.realtime import events as ev
-from vkit.realtime.codec import Dialect, decode_audio, encode_audio
+from vkit.realtime.codec import MAX_DEPTH, Dialect, decode_audio, encode_audio
 from vkit.realtime.protocol import ClientProtocol, InvalidEvent
 from vkit.realtime.session_config import TURN_DETECTION_DEFAULTS, to_beta
+from vkit.redact import install_websockets_filter, redact_text, redact_url, register_secret
 from vkit.stage import StreamFormat
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,11 @@ TurnDetection = Literal["server_vad", "semantic_vad", "manual"]
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
 WIRE_RATE_HZ = 24_000
 INBOX_MESSAGES = 256  # server messages received but not yet acted on; beyond this the socket is not read
+MAX_FRAME_BYTES = 16 * 2**20  # the largest server message accepted (a 10 s audio delta is 640 KiB)
+BACKOFF_FIRST_S = 0.1  # reconnect delays: 0.1, 0.2, 0.4, ... capped at BACKOFF_CAP_S, each times U(0.5, 1)
+BACKOFF_CAP_S = 2.0
+NO_RECONNECT_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})  # the peer refuses what we send
+NUM_PLAYED_ITEMS = 32  # the answers remembered for barge-in (only the last one is truncated)
 
 
 @dataclass
@@ -45,6 +54,7 @@ class _PlayedItem:
     response_id: str | None
     start_sample: int  # on the output stream
     num_samples: int = 0
+    connection: int = 1  # which connection of the session delivered it (1, then 2 after a reconnect, ...)
 
 
 class Realtime(Pipe):
@@ -55,6 +65,14 @@ class Realtime(Pipe):
     ``url="openai"`` (or a wss URL) talks to OpenAI with ``OPENAI_API_KEY``; Azure URLs use ``api-key``.
     ``turn_detection``: "server_vad" (with ``vad={...}`` parameters), "semantic_vad", or "manual":
     vkit's own VAD events upstream drive commit + ``response.create``.
+
+    Faults: ``reconnect=True`` reopens a dropped connection (backoff 0.1 s doubling to 2 s, jittered, for
+    ``reconnect_timeout_s``; ``max_retries`` reconnections), re-sending the session config and the newest
+    ``outage_buffer_ms`` of input. ``write_timeout_s`` and keepalive pings (``ping_interval_s``,
+    ``ping_timeout_s``) catch a server that stopped reading; ``stall_timeout_s`` gives up on a silent answer.
+    Server messages over ``max_frame_bytes`` or nested deeper than ``max_depth`` are refused; up to
+    ``max_bad_events`` bad events are skipped and published as ``ProtocolIssue``. A key is sent only over
+    wss:// or to loopback unless ``allow_insecure_key=True``.
     """
 
     accepts = (AudioFrame, Event)
@@ -63,8 +81,12 @@ class Realtime(Pipe):
                  turn_detection: TurnDetection = "server_vad", vad: dict[str, Any] | None = None,
                  voice: str | None = None, instructions: str | None = None, transcription: str | None = None,
                  dialect: Dialect = "ga", chunk_ms: int = 40, server: dict[str, Any] | None = None,
-                 barge_in: bool = True, reconnect: bool = False, max_retries: int = 3,
-                 open_timeout_s: float = 10.0, drain_timeout_s: float = 30.0) -> None:
+                 barge_in: bool = True, reconnect: bool = False, max_retries: int = 5,
+                 reconnect_timeout_s: float = 10.0, outage_buffer_ms: int = 2000,
+                 open_timeout_s: float = 10.0, drain_timeout_s: float = 30.0, write_timeout_s: float = 10.0,
+                 ping_interval_s: float | None = 20.0, ping_timeout_s: float = 20.0, stall_timeout_s: float = 15.0,
+                 max_frame_bytes: int = MAX_FRAME_BYTES, max_depth: int = MAX_DEPTH, max_bad_events: int = 100,
+                 allow_insecure_key: bool = False) -> None:
         if turn_detection not in ("server_vad", "semantic_vad", "manual"):
             raise ConfigError(f"turn_detection must be 'server_vad', 'semantic_vad' or 'manual' {got(turn_detection)}")
         if dialect not in ("ga", "beta"):
@@ -72,7 +94,22 @@ class Realtime(Pipe):
         if not 10 <= chunk_ms <= 200:
             raise ConfigError(f"chunk_ms must be in [10, 200] {got(chunk_ms)}")
         if url is not None and server is not None:
-            raise ConfigError(f"server= options are for the embedded server; they do not apply to url= {got(url)}")
+            raise ConfigError(f"server= options are for the embedded server; they do not apply to url= "
+                              f"{got(redact_url(url))}")
+        for name, value in (("reconnect_timeout_s", reconnect_timeout_s), ("open_timeout_s", open_timeout_s),
+                            ("drain_timeout_s", drain_timeout_s), ("write_timeout_s", write_timeout_s),
+                            ("ping_timeout_s", ping_timeout_s), ("stall_timeout_s", stall_timeout_s),
+                            ("max_frame_bytes", max_frame_bytes), ("max_depth", max_depth),
+                            ("max_bad_events", max_bad_events)):
+            if not value > 0:
+                raise ConfigError(f"{name} must be positive {got(value)}")
+        if ping_interval_s is not None and not ping_interval_s > 0:
+            raise ConfigError(f"ping_interval_s must be positive, or None for no keepalive pings {got(ping_interval_s)}")
+        if max_retries < 0 or outage_buffer_ms < 0:
+            raise ConfigError(f"max_retries and outage_buffer_ms must be >= 0 {got((max_retries, outage_buffer_ms))}")
+        register_secret(api_key)
+        if url is not None:
+            register_secret(urlsplit(url).password)
         self.url = OPENAI_URL if url == "openai" else url
         self.model = model
         self._api_key = api_key
@@ -87,9 +124,19 @@ class Realtime(Pipe):
         self.barge_in = barge_in
         self.reconnect = reconnect
         self.max_retries = max_retries
+        self.reconnect_timeout_s = reconnect_timeout_s
+        self.outage_buffer_ms = outage_buffer_ms
         self.open_timeout_s = open_timeout_s
         self.drain_timeout_s = drain_timeout_s
-        self.endpoint = "local" if url is None else _redact(self.url or "")
+        self.write_timeout_s = write_timeout_s
+        self.ping_interval_s = ping_interval_s
+        self.ping_timeout_s = ping_timeout_s
+        self.stall_timeout_s = stall_timeout_s
+        self.max_frame_bytes = max_frame_bytes
+        self.max_depth = max_depth
+        self.max_bad_events = max_bad_events
+        self.allow_insecure_key = allow_insecure_key
+        self.endpoint = "local" if url is None else redact_url(self.url or "")
 
     def __repr__(self) -> str:
         return f"Realtime(endpoint={self.endpoint!r}, model={self.model!r}, turn_detection={self.turn_detection!r})"
@@ -158,37 +205,58 @@ class Realtime(Pipe):
 
 
 class _Session:
-    """The running connection: a reader task for server events, the stage's inbox for input."""
+    """The running connection: a reader task for server events, the stage's inbox for input.
+
+    Failure policy: a malformed server event is skipped, published as a ``ProtocolIssue`` and counted, and
+    only past ``max_bad_events`` does the session fail (``RemoteProtocolError``). A send that does not
+    complete within ``write_timeout_s`` (a server that stopped reading) or an unanswered keepalive ping
+    drops the connection. A dropped connection fails the session with ``ConnectionLost``, or, with
+    ``reconnect=True``, is reopened with capped exponential backoff and jitter for ``reconnect_timeout_s``;
+    input audio during the outage is kept up to ``outage_buffer_ms`` (the newest) and sent once
+    reconnected, the rest dropped and counted.
+    """
 
     def __init__(self, stage: Realtime, ctx: Any, url: str) -> None:
         self.stage = stage
         self.ctx = ctx
         self.url = url
-        self.protocol = ClientProtocol(stage.dialect)
+        self.protocol = ClientProtocol(stage.dialect, max_depth=stage.max_depth)
         self.websocket: ClientConnection | None = None
         self.pending: list[np.ndarray] = []
         self.num_pending = 0
         self.resampler: Any = None
         self.output_position = 0
-        self.played_items: list[_PlayedItem] = []
+        self.played_items: deque[_PlayedItem] = deque(maxlen=NUM_PLAYED_ITEMS)
         self.interrupted: set[str] = set()
         self.truncated: set[str] = set()
         self.responding = asyncio.Event()
-        self.session_ready = asyncio.Event()
         self.connected = asyncio.Event()
         self.first_delta_ns: dict[str, int] = {}
-        self.retries = 0
+        self.num_connections = 0
+        self.num_reconnects = 0
+        self.num_issues = 0
+        self.outage: deque[np.ndarray] = deque()
+        self.num_outage_samples = 0
+        self.num_dropped_samples = 0
+        self.sending_since: float | None = None
+        self.abort_reason: str | None = None  # set when vkit itself cut the connection, and why
 
     # -- connection ---------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         key = self.stage._api_key or os.environ.get("OPENAI_API_KEY")  # noqa: SLF001
-        host = urlsplit(self.url).hostname or ""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
         if self.stage.url is not None:
             if not key and (host == "api.openai.com" or host.endswith(".openai.azure.com")):
                 raise ConfigError(f"this Realtime endpoint needs an API key: set OPENAI_API_KEY or pass api_key= "
                                   f"{got(self.stage.endpoint)}")
+            if (key or parts.password) and parts.scheme != "wss" and not _is_loopback(host) \
+                    and not self.stage.allow_insecure_key:
+                raise ConfigError("an API key is sent only over wss:// or to loopback; use wss://, or pass "
+                                  f"allow_insecure_key=True to send it in clear text {got(self.stage.endpoint)}")
+            register_secret(key)
             if key and host.endswith(".openai.azure.com"):
                 headers["api-key"] = key
             elif key:
@@ -197,25 +265,45 @@ class _Session:
             headers["OpenAI-Beta"] = "realtime=v1"
         return headers
 
-    async def _connect(self) -> None:
+    async def _open(self) -> ClientConnection:
+        headers = self._headers()
+        install_websockets_filter()
         try:
-            self.websocket = await connect(self.url, additional_headers=self._headers(), max_size=None,
-                                           compression=None, open_timeout=self.stage.open_timeout_s,
-                                           ping_interval=None)
+            return await connect(self.url, additional_headers=headers, max_size=self.stage.max_frame_bytes,
+                                 compression=None, open_timeout=self.stage.open_timeout_s,
+                                 ping_interval=self.stage.ping_interval_s, ping_timeout=self.stage.ping_timeout_s,
+                                 close_timeout=1.0)
         except (OSError, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as exc:
-            raise ConnectionLost(f"cannot connect to the Realtime endpoint ({type(exc).__name__}: {exc}) "
-                                 f"{got(self.stage.endpoint)}") from exc
-        self.protocol = ClientProtocol(self.stage.dialect)
-        self.session_ready.clear()
+            raise ConnectionLost(redact_text(f"cannot connect to the Realtime endpoint ({type(exc).__name__}: {exc}) "
+                                             f"{got(self.stage.endpoint)}")) from exc
+
+    async def _connect(self) -> None:
+        """Open a connection, send the session config and any audio kept through an outage, then go."""
+        self.websocket = await self._open()
+        self.abort_reason = None
+        self.num_connections += 1
+        self.protocol = ClientProtocol(self.stage.dialect, max_depth=self.stage.max_depth)
+        await self._send_now(ev.CLIENT_EVENTS["session.update"](session=self.stage.session_update()))
+        while self.outage:
+            audio = self.outage.popleft()
+            self.num_outage_samples -= audio.size
+            await self._send_now(_APPEND(audio=encode_audio(audio)))
         self.connected.set()
-        await self.send(ev.CLIENT_EVENTS["session.update"](session=self.stage.session_update()))
 
     async def run(self) -> None:
         await self._connect()
         writer = asyncio.current_task()
         assert writer is not None
         reader = asyncio.ensure_future(self._read_forever())
-        reader.add_done_callback(lambda task: writer.cancel() if _failed(task) else None)
+        watchdog = asyncio.ensure_future(self._watch_writes())
+
+        finishing = False
+
+        def stop_writer(task: asyncio.Task[None]) -> None:
+            if _failed(task) and not finishing:
+                writer.cancel()
+
+        reader.add_done_callback(stop_writer)
         try:
             async for item in self.ctx:
                 await self._on_input(item)
@@ -226,30 +314,60 @@ class _Session:
                 raise reader.exception() from None  # type: ignore[misc]
             raise
         finally:
+            finishing = True  # the writer's own failure, if any, is what the session reports
             reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            watchdog.cancel()
+            await asyncio.gather(reader, watchdog, return_exceptions=True)
             if self.websocket is not None:
-                await self.websocket.close()
+                if self.connected.is_set():
+                    await self.websocket.close()
+                else:  # a frozen or dropped peer: do not wait for a closing handshake
+                    self.websocket.transport.abort()
             self.protocol.close()
 
     async def _drain(self, reader: asyncio.Task[None]) -> None:
         """The input ended: let the answer in progress finish arriving, then close."""
         deadline = asyncio.get_running_loop().time() + self.stage.drain_timeout_s
         while not reader.done():
-            awaiting = self.protocol.active_response is not None or self.responding.is_set()
-            if not awaiting or asyncio.get_running_loop().time() > deadline:
+            if not self._awaiting():
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                self._abandon_response(f"still arriving {self.stage.drain_timeout_s:g} s after the input ended "
+                                       "(drain_timeout_s)")
                 return
             await asyncio.wait({reader}, timeout=0.05)
         reader.result()
+
+    def _awaiting(self) -> bool:
+        return self.protocol.active_response is not None or self.responding.is_set()
+
+    def _abandon_response(self, why: str) -> None:
+        """Give up on the answer in progress: a warning, a ``response_stalled`` marker for the turn table."""
+        active = self.protocol.active_response
+        response_id = active.response_id if active is not None else None
+        log.warning("Realtime response %s abandoned: %s %s", response_id, why, got(self.stage.endpoint))
+        self.ctx.publish(Marker(name="response_stalled", data={"response_id": response_id, "reason": why}))
+        if response_id is not None:
+            self.interrupted.add(response_id)
+        self.protocol.active_response = None
+        self.responding.clear()
 
     async def _read_forever(self) -> None:
         """Act on the server's events in order. A receiver task stamps each message as it comes off the socket,
         so the time spent here on a burst of events is not added to the arrival times of the ones behind it."""
         inbox: asyncio.Queue[tuple[int, str | bytes | Exception]] = asyncio.Queue(maxsize=INBOX_MESSAGES)
         receiver = asyncio.ensure_future(self._receive_forever(inbox))
+        stall_s = self.stage.stall_timeout_s
         try:
             while True:
-                received_ns, message = await inbox.get()
+                if self._awaiting():
+                    try:
+                        received_ns, message = await asyncio.wait_for(inbox.get(), stall_s)
+                    except asyncio.TimeoutError:
+                        self._abandon_response(f"no server event for {stall_s:g} s (stall_timeout_s)")
+                        continue
+                else:
+                    received_ns, message = await inbox.get()
                 if isinstance(message, Exception):
                     raise message
                 await self._on_message(message, received_ns)
@@ -263,50 +381,108 @@ class _Session:
         """Receive, reconnecting when allowed; a failure goes through the inbox, after what arrived before it."""
         try:
             while True:
+                websocket = self.websocket
+                assert websocket is not None
+                closed: ConnectionClosed | None = None
                 try:
-                    assert self.websocket is not None
-                    async for message in self.websocket:
+                    async for message in websocket:
                         await inbox.put((self.ctx.clock.now_ns(), message))
-                    code = self.websocket.close_code
-                    if code in (1000, None) and not self.stage.reconnect:
-                        raise ConnectionLost(f"the Realtime server ended the session {got(self.stage.endpoint)}")
-                    raise ConnectionClosed(self.websocket.close_rcvd, self.websocket.close_sent)
                 except ConnectionClosed as exc:
-                    if not self.stage.reconnect or self.retries >= self.stage.max_retries:
-                        raise ConnectionLost(f"the Realtime connection dropped mid-session (code {_close_code(exc)}) "
-                                             f"{got(self.stage.endpoint)}") from exc
-                    await inbox.join()  # the old connection's events first, then the new one's state
-                    self.retries += 1
+                    closed = exc
+                code, why = _close_of(websocket, closed)
+                why = self.abort_reason or why
+                if _refused_oversized(closed):
+                    raise self._oversized()
+                if websocket is self.websocket:
                     self.connected.clear()
-                    self.ctx.publish(Marker(name="reconnect", data={"attempt": self.retries, "code": _close_code(exc)}))
-                    await asyncio.sleep(min(2.0, 0.1 * 2 ** (self.retries - 1)))
-                    self.responding.clear()
-                    await self._connect()
+                if not self.stage.reconnect or code in NO_RECONNECT_CODES:
+                    raise ConnectionLost(redact_text(f"the Realtime connection closed mid-session ({why}) "
+                                                     f"{got(self.stage.endpoint)}"))
+                await inbox.join()  # the old connection's events first, then the new one's state
+                await self._reconnect(code, why)
         except Exception as exc:  # noqa: BLE001 - handed to _read_forever, which raises it
             await inbox.put((0, exc))
+
+    async def _reconnect(self, code: int | None, why: str) -> None:
+        """Reopen the connection: capped exponential backoff with jitter, for at most reconnect_timeout_s."""
+        loop = asyncio.get_running_loop()
+        self.num_reconnects += 1
+        if self.num_reconnects > self.stage.max_retries:
+            raise ConnectionLost(redact_text(f"the Realtime connection closed ({why}) after {self.stage.max_retries} "
+                                             f"reconnections (max_retries) {got(self.stage.endpoint)}"))
+        self.responding.clear()
+        self.ctx.publish(Marker(name="reconnect", data={"attempt": self.num_reconnects, "code": code, "reason": why}))
+        log.info("Realtime connection closed (%s); reconnecting", why)
+        started = loop.time()
+        num_attempts, last = 0, why
+        while True:
+            delay_s = min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2**num_attempts) * random.uniform(0.5, 1.0)
+            if loop.time() + delay_s - started > self.stage.reconnect_timeout_s:
+                raise ConnectionLost(redact_text(
+                    f"could not reconnect within reconnect_timeout_s={self.stage.reconnect_timeout_s:g} "
+                    f"({num_attempts} attempts; last: {last}) {got(self.stage.endpoint)}"))
+            await asyncio.sleep(delay_s)
+            num_attempts += 1
+            try:
+                await self._connect()
+            except ConnectionLost as exc:
+                last = str(exc)
+                continue
+            break
+        self.ctx.publish(Marker(name="reconnected", data={
+            "attempt": self.num_reconnects, "num_attempts": num_attempts,
+            "outage_ms": round((loop.time() - started) * 1000, 1), "num_dropped_samples": self.num_dropped_samples}))
 
     # -- sending --------------------------------------------------------------------------------------
 
     async def send(self, event: ev.ClientEvent) -> None:
-        if event.event_id is None:
-            event = replace(event, event_id=self.protocol.next_event_id())
+        """Send ``event`` once connected; across a reconnection it is sent on the new connection."""
         for _ in range(self.stage.max_retries + 1):
             await self.connected.wait()
-            text = self.protocol.send(event)
-            assert self.websocket is not None
-            try:
-                await self.websocket.send(text)
-            except ConnectionClosed as exc:
-                if not self.stage.reconnect:
-                    raise ConnectionLost(f"the Realtime connection dropped mid-session (code {_close_code(exc)}) "
-                                         f"{got(self.stage.endpoint)}") from exc
-                self.connected.clear()  # the reader reconnects; input audio sent meanwhile is dropped
-                if event.type == "input_audio_buffer.append":
-                    return
-                continue
-            self.ctx.publish(ProtocolEvent(direction="sent", type=event.type, event=_without_audio(event),
-                                           t_ns=self.ctx.clock.now_ns(), stage=self.ctx.name))
-            return
+            if await self._send_now(event):
+                return
+
+    async def _send_now(self, event: ev.ClientEvent) -> bool:
+        """Send on the current connection; False if it dropped (and the reader reconnects)."""
+        if event.event_id is None:
+            event = replace(event, event_id=self.protocol.next_event_id())
+        text = self.protocol.send(event)
+        websocket = self.websocket
+        assert websocket is not None
+        self.sending_since = asyncio.get_running_loop().time()  # watched by _watch_writes
+        try:
+            await websocket.send(text)
+        except ConnectionClosed as exc:
+            if _refused_oversized(exc):
+                raise self._oversized() from exc
+            why = self.abort_reason or _close_of(websocket, exc)[1]
+            if websocket is self.websocket:
+                self.connected.clear()
+            if not self.stage.reconnect:
+                raise ConnectionLost(redact_text(f"the Realtime connection closed mid-session ({why}) "
+                                                 f"{got(self.stage.endpoint)}")) from exc
+            return False
+        finally:
+            self.sending_since = None
+        self.ctx.publish(ProtocolEvent(direction="sent", type=event.type, event=_without_audio(event),
+                                       t_ns=self.ctx.clock.now_ns(), stage=self.ctx.name))
+        return True
+
+    def _oversized(self) -> RemoteProtocolError:
+        return RemoteProtocolError(f"the Realtime server sent a message over max_frame_bytes="
+                                   f"{self.stage.max_frame_bytes} {got(self.stage.endpoint)}")
+
+    async def _watch_writes(self) -> None:
+        """Abort a connection whose send has not completed within write_timeout_s (the peer stopped reading).
+
+        One watchdog for the session instead of a timer per send: a send into a free buffer costs nothing extra."""
+        limit_s = self.stage.write_timeout_s
+        while True:
+            await asyncio.sleep(min(limit_s / 4, 1.0))
+            since = self.sending_since
+            if since is not None and asyncio.get_running_loop().time() - since > limit_s and self.websocket is not None:
+                self.abort_reason = f"the server stopped reading: a send did not complete within write_timeout_s={limit_s:g}"
+                self.websocket.transport.abort()  # the pending send and the reader see the drop
 
     async def _on_input(self, item: Any) -> None:
         if isinstance(item, AudioFrame):
@@ -342,9 +518,21 @@ class _Session:
     async def _flush_audio(self) -> None:
         if not self.num_pending:
             return
-        audio = np.concatenate(self.pending)
+        audio = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         self.pending, self.num_pending = [], 0
-        await self.send(_APPEND(audio=encode_audio(audio), event_id=self.protocol.next_event_id()))
+        if not self.connected.is_set() or not await self._send_now(
+                _APPEND(audio=encode_audio(audio), event_id=self.protocol.next_event_id())):
+            self._keep_through_outage(audio)
+
+    def _keep_through_outage(self, audio: np.ndarray) -> None:
+        """Input during an outage: keep the newest ``outage_buffer_ms``, count what is dropped."""
+        self.outage.append(audio)
+        self.num_outage_samples += audio.size
+        limit = WIRE_RATE_HZ * self.stage.outage_buffer_ms // 1000
+        while self.num_outage_samples > limit:
+            dropped = self.outage.popleft()
+            self.num_outage_samples -= dropped.size
+            self.num_dropped_samples += dropped.size
 
     # -- receiving ------------------------------------------------------------------------------------
 
@@ -352,14 +540,12 @@ class _Session:
         """One server message, received at ``now_ns`` on the session clock."""
         event = self.protocol.receive(message)
         wire_type = event.wire_type if isinstance(event, ev.UnknownEvent) else event.type
+        if isinstance(event, InvalidEvent):
+            self._issue(event.reason, wire_type, now_ns)
+            return
         self.ctx.publish(ProtocolEvent(direction="received", type=wire_type, event=_without_audio(event), t_ns=now_ns,
                                        stage=self.ctx.name))
-        if isinstance(event, InvalidEvent):
-            log.warning("ignored a malformed server event: %s", event.reason)
-            return
-        if event.type == "session.created":
-            self.session_ready.set()
-        elif event.type == "response.created":
+        if event.type == "response.created":
             self.responding.set()
         elif event.type == "response.done":
             self.responding.clear()
@@ -368,16 +554,33 @@ class _Session:
         elif event.type == "input_audio_buffer.speech_started" and self.stage.barge_in:
             await self._barge_in(now_ns, "server_vad")
         elif event.type == "error":
-            log.info("server error event: %s", event.error)  # type: ignore[attr-defined]
+            log.info("server error event: %s", redact_text(repr(event.error)))  # type: ignore[attr-defined]
+
+    def _issue(self, reason: str, wire_type: str, now_ns: int) -> None:
+        """A bad server event: skipped, published and counted; past ``max_bad_events`` the session fails."""
+        self.num_issues += 1
+        reason = redact_text(reason)
+        self.ctx.publish(ProtocolIssue(reason=reason, wire_type=wire_type, num_issues=self.num_issues, t_ns=now_ns,
+                                       stage=self.ctx.name))
+        if self.num_issues <= 10 or self.num_issues % 100 == 0:
+            log.warning("skipped a bad server event (%d so far): %s", self.num_issues, reason)
+        if self.num_issues > self.stage.max_bad_events:
+            raise RemoteProtocolError(f"the Realtime server sent {self.num_issues} bad events, more than "
+                                      f"max_bad_events={self.stage.max_bad_events}; the last: {reason}")
 
     async def _on_audio(self, event: Any, now_ns: int) -> None:
         if event.response_id in self.interrupted:
             return
-        samples = decode_audio(event.delta, "pcm16")
+        try:
+            samples = decode_audio(event.delta, "pcm16")
+        except RemoteProtocolError as exc:
+            self._issue(str(exc), event.type, now_ns)
+            return
         if not samples.size:
             return
         if not self.played_items or self.played_items[-1].item_id != event.item_id:
-            self.played_items.append(_PlayedItem(event.item_id, event.response_id, self.output_position))
+            self.played_items.append(_PlayedItem(event.item_id, event.response_id, self.output_position,
+                                                 connection=self.num_connections))
         self.played_items[-1].num_samples += samples.size
         frame = AudioFrame(samples=samples.reshape(1, -1), sample_rate_hz=WIRE_RATE_HZ,
                            start_sample=self.output_position, stream="output", t_ns=now_ns)
@@ -412,8 +615,14 @@ class _Session:
                 await self.send(ev.CLIENT_EVENTS["response.cancel"]())
         audio_end_ms = heard * 1000 // WIRE_RATE_HZ
         self.truncated.add(item.item_id)
-        self.ctx.publish(Marker(name="barge_in", data={"cause": cause, "item_id": item.item_id,
-                                                       "audio_end_ms": audio_end_ms, "played_sample": played}))
+        data = {"cause": cause, "item_id": item.item_id, "audio_end_ms": audio_end_ms, "played_sample": played}
+        if item.item_id not in self.protocol.items:  # it played on a connection that has since been replaced
+            reason = (f"item {item.item_id} was received on connection {item.connection}; connection "
+                      f"{self.num_connections} never saw it, so the server cannot truncate it")
+            log.info("barge-in without truncation: %s", reason)
+            self.ctx.publish(Marker(name="barge_in", data={**data, "truncate_skipped": reason}))
+            return
+        self.ctx.publish(Marker(name="barge_in", data=data))
         await self.send(ev.CLIENT_EVENTS["conversation.item.truncate"](item_id=item.item_id, content_index=0,
                                                                         audio_end_ms=int(audio_end_ms)))
 
@@ -422,12 +631,41 @@ def _failed(task: asyncio.Task[None]) -> bool:
     return task.done() and not task.cancelled() and task.exception() is not None
 
 
-def _close_code(exc: ConnectionClosed) -> int | None:
-    return exc.rcvd.code if exc.rcvd is not None else None
+def _close_of(websocket: ClientConnection, closed: ConnectionClosed | None) -> tuple[int | None, str]:
+    """The close code that ended ``websocket`` and a phrase saying who closed it and why."""
+    frame = closed.rcvd if closed is not None and closed.rcvd is not None else None
+    if frame is not None or closed is None:
+        code = frame.code if frame is not None else websocket.close_code
+        reason = frame.reason if frame is not None else websocket.close_reason
+        by = "by the server"
+    elif closed.sent is not None:
+        code, reason, by = closed.sent.code, closed.sent.reason, "by vkit"
+    else:
+        code, reason, by = None, "", "without a closing handshake"
+    text = f"code {code}" if code is not None else "no close code"
+    return code, f"{text} {by}" + (f": {reason}" if reason else "")
+
+
+def _refused_oversized(closed: ConnectionClosed | None) -> bool:
+    """Whether vkit closed the connection with 1009 because a server message exceeded max_size."""
+    return closed is not None and closed.rcvd is None and closed.sent is not None and closed.sent.code == 1009
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _without_audio(event: ev.RealtimeEvent) -> ev.RealtimeEvent:
     """The event with its base64 audio replaced by a sample count, for the session record."""
+    if event.type == "input_audio_buffer.append" and not event.extra:  # the per-chunk case, built directly
+        audio = event.audio  # type: ignore[attr-defined]
+        num_bytes = len(audio) * 3 // 4 - audio[-2:].count("=")
+        return _APPEND(audio=None, event_id=event.event_id, extra={"num_samples": num_bytes // 2})
     name = _AUDIO_FIELDS.get(event.type)
     value = getattr(event, name, None) if name else None
     if not isinstance(value, str):
@@ -446,10 +684,3 @@ def _with_model(url: str, model: str) -> str:
         return url
     query = f"{parts.query}&{urlencode({'model': model})}" if parts.query else urlencode({"model": model})
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
-def _redact(url: str) -> str:
-    """The URL without query parameters that could carry secrets."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-

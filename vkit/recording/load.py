@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from vkit.latency import compute_turns
 from vkit.recording.events import events_from_records
 from vkit.session import SessionRecord, speech_segments
 from vkit.wav import read_wav
+
+log = logging.getLogger(__name__)
 
 
 def load_session(path: str | Path) -> LoadedSession:
@@ -65,11 +68,23 @@ class LoadedSession:
 
     @cached_property
     def tracks(self) -> dict[str, tuple[int, np.ndarray]]:
-        """stream -> (sample_rate_hz, samples shaped (num_channels, num_samples)), aligned at t = 0."""
+        """stream -> (sample_rate_hz, samples shaped (num_channels, num_samples)), aligned at t = 0.
+
+        A track that cannot be read (a run killed before its header was written) is left out, with a
+        warning, and named in ``bad_tracks``; the others load."""
         out = {}
         for wav in sorted((self.path / "tracks").glob("*.wav")):
-            out[wav.stem] = read_wav(wav)
+            try:
+                out[wav.stem] = read_wav(wav)
+            except RecordingError as exc:
+                self.bad_tracks[wav.stem] = str(exc)
+                log.warning("skipped an unreadable track: %s", exc)
         return out
+
+    @cached_property
+    def bad_tracks(self) -> dict[str, str]:
+        """stream -> why its track could not be read (filled when ``tracks`` is read)."""
+        return {}
 
     def track(self, stream: str) -> tuple[int, np.ndarray]:
         if stream not in self.tracks:

@@ -8,8 +8,10 @@
     turns.csv         the per-turn latency table
 
 WAV headers are rewritten every ``header_interval_s``; ``load_session`` reads a file whose header is
-stale (a killed run) from its size. Any OSError (a full disk) stops the recording, keeps what was
-written readable, and is raised as ``RecordingError`` when the recording is closed.
+stale (a killed run) from its size. An existing recording is refused unless ``overwrite=True``. The
+first OSError (a full disk) is raised at once as ``RecordingError``; what was written is closed as a
+readable recording marked "incomplete" with the error in the manifest. A frame holding NaN or inf is
+refused before anything of it is written.
 """
 
 from __future__ import annotations
@@ -26,42 +28,57 @@ from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
-from vkit.errors import RecordingError, got
+from vkit.errors import AudioInputError, RecordingError, got
 from vkit.frames import AudioFrame, Event, Item
 from vkit.graph import Pipe
+from vkit.redact import redact_data
 from vkit.session import Session
 
 SCHEMA_VERSION = 1
+STATUSES = ("complete", "stopped", "timeout", "error", "incomplete")
+MAX_DEPTH = 64  # event payloads nested deeper are cut there, with a marker
+MAX_STRING_CHARS = 65_536  # a longer string in a payload is truncated, with a marker
+_RECORDING_FILES = ("manifest.json", "manifest.json.tmp", "events.jsonl", "turns.csv")
 log = logging.getLogger(__name__)
-_SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
-_SECRET_VALUES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|ek_[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
 
 
 def scrub(value: Any) -> Any:
     """A copy of JSON data with anything that looks like a secret removed."""
-    if isinstance(value, dict):
-        return {k: ("[redacted]" if _SECRET_KEYS.search(str(k)) else scrub(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub(v) for v in value]
-    if isinstance(value, str):
-        return _SECRET_VALUES.sub("[redacted]", value)
-    return value
+    return redact_data(value)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if is_dataclass(value) and hasattr(value, "to_dict"):
-        return _jsonable(value.to_dict())
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
+def _jsonable(value: Any, max_depth: int = MAX_DEPTH, max_string_chars: int = MAX_STRING_CHARS) -> Any:
+    """Plain JSON data from an event payload: iterative (no recursion limit), cut at ``max_depth``,
+    strings over ``max_string_chars`` truncated with a marker saying how much was left out."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
+    while stack:
+        item, parent, key, depth = stack.pop()
+        if is_dataclass(item) and hasattr(item, "to_dict"):
+            item = item.to_dict()
+        if isinstance(item, (dict, list, tuple)) and depth >= max_depth:
+            out: Any = f"[nested deeper than {max_depth} levels: cut]"
+        elif isinstance(item, dict):
+            out = {}
+            for k, v in item.items():
+                out[str(k)] = None
+                stack.append((v, out, str(k), depth + 1))
+        elif isinstance(item, (list, tuple)):
+            out = [None] * len(item)
+            stack.extend((v, out, i, depth + 1) for i, v in enumerate(item))
+        elif isinstance(item, str):
+            out = item if len(item) <= max_string_chars else (
+                f"{item[:max_string_chars]}...[truncated: {len(item) - max_string_chars} more chars]")
+        elif isinstance(item, (np.integer, np.floating)):
+            out = item.item()
+        elif isinstance(item, np.ndarray):
+            out = f"[array shape {item.shape} dtype {item.dtype}: not recorded]" if item.size > 64 else item.tolist()
+        elif isinstance(item, (int, float, bool)) or item is None:
+            out = item
+        else:
+            out = repr(item)[:max_string_chars]
+        parent[key] = out
+    return root[0]
 
 
 class _Track:
@@ -78,6 +95,9 @@ class _Track:
     def write(self, frame: AudioFrame) -> None:
         target = frame.t_ns * self.sample_rate_hz // 1_000_000_000  # where the clock puts this frame
         samples = frame.samples
+        if not np.isfinite(samples).all():
+            raise AudioInputError(f"a frame of stream {frame.stream!r} holds NaN or infinite samples; it was not "
+                                  f"recorded {got(frame.start_sample)}")
         if samples.shape[0] != self.num_channels:
             samples = np.broadcast_to(samples.mean(0, keepdims=True), (self.num_channels, samples.shape[1]))
         if target > self.num_samples:
@@ -114,8 +134,10 @@ class Recorder(Pipe):
 
     accepts = (AudioFrame, Event)
 
-    def __init__(self, path: str | Path, *, manifest: dict[str, Any] | None = None, header_interval_s: float = 0.5) -> None:
+    def __init__(self, path: str | Path, *, manifest: dict[str, Any] | None = None, header_interval_s: float = 0.5,
+                 overwrite: bool = False) -> None:
         self.path = Path(path)
+        _claim(self.path, overwrite)
         self.header_interval_s = header_interval_s
         self.tracks: dict[str, _Track] = {}
         self.error: RecordingError | None = None
@@ -136,10 +158,10 @@ class Recorder(Pipe):
             raise RecordingError(f"cannot create the recording ({exc.strerror or exc}) {got(str(self.path))}") from exc
 
     @classmethod
-    def attach(cls, session: Session, path: str | Path) -> Recorder:
+    def attach(cls, session: Session, path: str | Path, *, overwrite: bool = False) -> Recorder:
         """Record ``session`` into ``path`` as it runs: every published item, then turns.csv and the final
         status when the session finishes."""
-        recorder = cls(path, manifest={"graph": session.graph})
+        recorder = cls(path, manifest={"graph": session.graph}, overwrite=overwrite)
         session.recording_path = str(path)
         session.subscribe(recorder.write)
         session.on_finish(recorder.finish)
@@ -152,7 +174,8 @@ class Recorder(Pipe):
         except Exception:  # the turn table is derived data; the recording itself must still close
             log.exception("writing turns.csv failed")
         finally:
-            self.close(session.status)
+            error = session.error
+            self.close(session.status, None if error is None else f"{type(error).__name__}: {error}")
 
     # -- writing ----------------------------------------------------------------------------------------
 
@@ -161,7 +184,8 @@ class Recorder(Pipe):
         return item
 
     def write(self, item: Item) -> None:
-        """Record one frame or event; after a write error the recording stops and keeps what it has."""
+        """Record one frame or event. The first write error closes the recording as readable, marked
+        "incomplete" with the error, and raises RecordingError."""
         if self.error is not None or self._closed:
             return
         try:
@@ -174,6 +198,8 @@ class Recorder(Pipe):
         except OSError as exc:
             self.error = RecordingError(f"recording stopped: {exc.strerror or exc} {got(str(self.path))}")
             self.error.__cause__ = exc
+            self._finish("incomplete", None)
+            raise self.error from exc
 
     def _write_frame(self, frame: AudioFrame) -> None:
         track = self.tracks.get(frame.stream)
@@ -211,13 +237,25 @@ class Recorder(Pipe):
              "num_channels": track.num_channels, "num_samples": track.num_samples}
             for stream, track in self.tracks.items()]
         temporary = self.path / "manifest.json.tmp"
-        temporary.write_text(json.dumps(self._manifest, indent=2), encoding="utf-8")
-        os.replace(temporary, self.path / "manifest.json")
+        try:
+            temporary.write_text(json.dumps(self._manifest, indent=2), encoding="utf-8")
+            os.replace(temporary, self.path / "manifest.json")
+        except OSError:
+            temporary.unlink(missing_ok=True)  # the last complete manifest stays; no stray half-written copy
+            raise
 
-    def close(self, status: str = "complete") -> None:
-        """Finish the files; status "complete" or "incomplete". Raises RecordingError if writing failed."""
+    def close(self, status: str = "complete", reason: str | None = None) -> None:
+        """Finish the files with ``status`` ("complete", "stopped", "timeout", "error" or "incomplete") and
+        ``reason`` (why it stopped, or the error) in the manifest. Raises RecordingError if writing failed."""
+        if status not in STATUSES:
+            raise RecordingError(f"status must be one of {', '.join(STATUSES)} {got(status)}")
         if self._closed:
             return
+        self._finish(status, reason)
+        if self.error is not None:
+            raise self.error
+
+    def _finish(self, status: str, reason: str | None) -> None:
         self._closed = True
         for track in self.tracks.values():
             try:
@@ -226,15 +264,34 @@ class Recorder(Pipe):
                 self.error = self.error or RecordingError(f"cannot finish {track.path.name} ({exc}) {got(str(self.path))}")
         try:
             self._events.close()
-            self._manifest["status"] = status if self.error is None else "incomplete"
-            self._manifest["ended_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            if self.error is not None:
-                self._manifest["error"] = str(self.error)
+        except OSError as exc:
+            self.error = self.error or RecordingError(f"cannot finish events.jsonl ({exc}) {got(str(self.path))}")
+        self._manifest["status"] = status if self.error is None else "incomplete"
+        self._manifest["ended_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if reason is not None:
+            self._manifest["reason"] = redact_data(str(reason))
+        if self.error is not None:
+            self._manifest["error"] = str(self.error)
+        try:
             self._write_manifest()
         except OSError as exc:
             self.error = self.error or RecordingError(f"cannot finish the manifest ({exc}) {got(str(self.path))}")
-        if self.error is not None:
-            raise self.error
+
+
+def _claim(path: Path, overwrite: bool) -> None:
+    """Refuse a folder that holds a recording unless ``overwrite``; with it, remove that recording's files."""
+    tracks = sorted((path / "tracks").glob("*.wav")) if (path / "tracks").is_dir() else []
+    found = [path / name for name in _RECORDING_FILES if (path / name).exists()] + tracks
+    if not found:
+        return
+    if not overwrite:
+        raise RecordingError(f"{path} already holds a recording; pass overwrite=True to replace it, or choose "
+                             f"another folder {got(str(path))}")
+    try:
+        for old in found:
+            old.unlink()
+    except OSError as exc:
+        raise RecordingError(f"cannot remove the old recording ({exc.strerror or exc}) {got(str(path))}") from exc
 
 
 def _vkit_version() -> str:

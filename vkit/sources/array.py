@@ -12,6 +12,8 @@ from vkit.sources.base import Pace, PacedSource
 from vkit.stage import StreamFormat
 from vkit.units import db_to_gain, ms_to_samples
 
+MAX_PEAK = 2.0  # samples beyond +/-1 are clipped at the wire; beyond this they are refused as a scaling mistake
+
 
 class Array(PacedSource):
     """Stream a numpy array: 1-D (mono) or 2-D ``(num_channels, num_samples)``."""
@@ -20,6 +22,8 @@ class Array(PacedSource):
                  stream: str = "input", progress: bool | None = None) -> None:
         super().__init__(frame_ms=frame_ms, pace=pace, stream=stream, progress=progress)
         array = np.asarray(samples)
+        if np.iscomplexobj(array):
+            raise AudioInputError(f"samples must be real; take .real or abs() of a complex array first {got(array.dtype)}")
         if array.ndim == 1:
             array = array[None, :]
         if array.ndim != 2:
@@ -31,11 +35,17 @@ class Array(PacedSource):
             raise AudioInputError(f"samples must be numeric {got(array.dtype)}")
         if np.issubdtype(array.dtype, np.integer):
             raise AudioInputError(f"samples must be float in [-1, 1]; convert PCM with x / 32768 {got(array.dtype)}")
+        if array.size == 0:
+            raise AudioInputError(f"samples hold no audio {got(array.shape)}")
         bad = ~np.isfinite(array)
         if bad.any():
             first = int(np.argwhere(bad)[0][1])
             raise AudioInputError(f"samples contain NaN or infinite values, first at sample {first} "
                                   f"{got(int(bad.sum()))}")
+        peak = float(np.max(np.abs(array)))
+        if peak > MAX_PEAK:
+            raise AudioInputError(f"samples must be float in [-1, 1]; these reach {peak:g}, which clipping would "
+                                  f"distort (scale them, e.g. x / np.abs(x).max()) {got(peak)}")
         if not isinstance(sample_rate_hz, (int, np.integer)) or sample_rate_hz <= 0:
             raise ConfigError(f"sample_rate_hz must be a positive integer {got(sample_rate_hz)}")
         self.samples = np.ascontiguousarray(array, dtype=np.float32)

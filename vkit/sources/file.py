@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class File(PacedSource):
             raise AudioInputError(f"audio file holds no samples {got(self.path)}")
         self.format = StreamFormat(info.samplerate, info.channels)
         self.num_samples = info.frames
+        _check_length(self.path, info.frames)
 
     def total_samples(self) -> int:
         return self.num_samples
@@ -51,6 +53,33 @@ class File(PacedSource):
 
     def __repr__(self) -> str:
         return f"sources.File({self.path!r}, {self.format}, pace={self.pace!r})"
+
+
+def _check_length(path: str, num_frames: int) -> None:
+    """Refuse a WAV whose header claims more frames than the file holds (a cut download, a killed writer):
+    libsndfile plays what is there without a word, so the audio would end early and every later turn
+    time would be wrong."""
+    claimed = _wav_claimed_frames(path)
+    if claimed is not None and claimed > num_frames:
+        raise AudioInputError(f"{path}: the header claims {claimed} frames but the file holds {num_frames}; "
+                              f"it was cut short {got(num_frames)}")
+
+
+def _wav_claimed_frames(path: str) -> int | None:
+    """The frame count a RIFF/WAVE header declares (data chunk size / block size), or None if not a WAV."""
+    with open(path, "rb") as handle:
+        head = handle.read(65_536)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position, block = 12, 0
+    while position + 8 <= len(head):
+        chunk, size = head[position:position + 4], struct.unpack("<I", head[position + 4:position + 8])[0]
+        if chunk == b"fmt ":
+            block = struct.unpack("<H", head[position + 20:position + 22])[0]
+        elif chunk == b"data":
+            return size // block if block and size != 0xFFFFFFFF else None  # 0xFFFFFFFF: a streamed, unsized WAV
+        position += 8 + size + (size & 1)
+    return None
 
 
 def _reason(exc: BaseException) -> str:

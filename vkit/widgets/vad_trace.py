@@ -50,8 +50,12 @@ class VadTrace(anywidget.AnyWidget):
 
     def refresh(self) -> bool:
         """Read the events that arrived since the last call; returns True when the drawing changed."""
-        new = self.session.events[self._num_seen :]
-        self._num_seen += len(new)
+        since = getattr(self.session, "events_since", None)
+        if since is not None:  # a live session: only what was published since the last call
+            new, self._num_seen = since(self._num_seen)
+        else:  # a loaded recording: a plain list
+            new = self.session.events[self._num_seen :]
+            self._num_seen += len(new)
         changed = self._trace.add(new)
         if changed or not self.svg:
             self.svg = self.to_svg()
