@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -27,6 +28,8 @@ from vkit.realtime import events as ev
 from vkit.realtime.codec import Dialect, decode_audio, encode_audio
 from vkit.realtime.protocol import ClientProtocol, InvalidEvent
 from vkit.realtime.session_config import TURN_DETECTION_DEFAULTS, to_beta
+from vkit.realtime.tools import Tool, ToolDispatcher, as_tool
+from vkit.realtime.transcripts import transcript_of
 from vkit.stage import StreamFormat
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,9 @@ class Realtime(Pipe):
     ``url="openai"`` (or a wss URL) talks to OpenAI with ``OPENAI_API_KEY``; Azure URLs use ``api-key``.
     ``turn_detection``: "server_vad" (with ``vad={...}`` parameters), "semantic_vad", or "manual":
     vkit's own VAD events upstream drive commit + ``response.create``.
+    ``tools``: Python callables (or ``vkit.realtime.tool(...)``) the model may call; the stage runs them
+    and answers (``vkit.realtime.tools``); ``tool_choice``: "auto", "none", "required" or ``{"type": "function",
+    "name": ...}``. Transcripts and text output leave the stage as ``Transcript`` items.
     """
 
     accepts = (AudioFrame, Event)
@@ -64,7 +70,8 @@ class Realtime(Pipe):
                  voice: str | None = None, instructions: str | None = None, transcription: str | None = None,
                  dialect: Dialect = "ga", chunk_ms: int = 40, server: dict[str, Any] | None = None,
                  barge_in: bool = True, reconnect: bool = False, max_retries: int = 3,
-                 open_timeout_s: float = 10.0, drain_timeout_s: float = 30.0) -> None:
+                 open_timeout_s: float = 10.0, drain_timeout_s: float = 30.0,
+                 tools: Sequence[Tool | Callable[..., Any]] = (), tool_choice: str | dict[str, Any] = "auto") -> None:
         if turn_detection not in ("server_vad", "semantic_vad", "manual"):
             raise ConfigError(f"turn_detection must be 'server_vad', 'semantic_vad' or 'manual' {got(turn_detection)}")
         if dialect not in ("ga", "beta"):
@@ -90,6 +97,10 @@ class Realtime(Pipe):
         self.open_timeout_s = open_timeout_s
         self.drain_timeout_s = drain_timeout_s
         self.endpoint = "local" if url is None else _redact(self.url or "")
+        self.tools = [as_tool(t) for t in tools]
+        if len({t.name for t in self.tools}) != len(self.tools):
+            raise ConfigError(f"tool names must be unique {got([t.name for t in self.tools])}")
+        self.tool_choice = tool_choice
 
     def __repr__(self) -> str:
         return f"Realtime(endpoint={self.endpoint!r}, model={self.model!r}, turn_detection={self.turn_detection!r})"
@@ -128,11 +139,13 @@ class Realtime(Pipe):
                                    "audio": {"input": audio_in, "output": audio_out}}
         if self.instructions is not None:
             session["instructions"] = self.instructions
+        tools = {"tools": [t.declaration() for t in self.tools], "tool_choice": self.tool_choice} if self.tools else {}
         if self.dialect == "beta":
             beta = to_beta({**session, "model": self.model})
-            return {k: v for k, v in beta.items() if k not in ("id", "object", "model", "temperature",
-                                                                "tools", "tool_choice", "max_response_output_tokens")}
-        return session
+            return {**{k: v for k, v in beta.items() if k not in ("id", "object", "model", "temperature",
+                                                                   "tools", "tool_choice",
+                                                                   "max_response_output_tokens")}, **tools}
+        return {**session, **tools}
 
     async def run(self, ctx: Any) -> None:
         async with AsyncExitStack() as stack:
@@ -168,6 +181,7 @@ class _Session:
         self.connected = asyncio.Event()
         self.first_delta_ns: dict[str, int] = {}
         self.retries = 0
+        self.tools = ToolDispatcher(stage.tools, self.send, ctx.publish, ctx.clock.now_ns) if stage.tools else None
 
     # -- connection ---------------------------------------------------------------------------------
 
@@ -218,6 +232,8 @@ class _Session:
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+            if self.tools is not None:
+                await self.tools.close()
             if self.websocket is not None:
                 await self.websocket.close()
             self.protocol.close()
@@ -226,7 +242,8 @@ class _Session:
         """The input ended: let the answer in progress finish arriving, then close."""
         deadline = asyncio.get_running_loop().time() + self.stage.drain_timeout_s
         while not reader.done():
-            awaiting = self.protocol.active_response is not None or self.responding.is_set()
+            awaiting = (self.protocol.active_response is not None or self.responding.is_set()
+                        or (self.tools is not None and self.tools.busy))
             if not awaiting or asyncio.get_running_loop().time() > deadline:
                 return
             await asyncio.wait({reader}, timeout=0.05)
@@ -359,6 +376,11 @@ class _Session:
             await self._barge_in(now_ns, "server_vad")
         elif event.type == "error":
             log.info("server error event: %s", event.error)  # type: ignore[attr-defined]
+        transcript = transcript_of(event, now_ns)
+        if transcript is not None:
+            await self.ctx.emit(transcript)
+        if self.tools is not None:
+            await self.tools.on_event(event, now_ns)
 
     async def _on_audio(self, event: Any, now_ns: int) -> None:
         if event.response_id in self.interrupted:
