@@ -29,13 +29,13 @@ NEEDS_METADATA = "server: response.create metadata is replaced by vkit_* keys (n
 
 @pytest.fixture(scope="session")
 def turns_24k() -> list[np.ndarray]:
-    """The three labelled utterances of data/two_turns.wav at 24 kHz, each with 600 ms of silence after it."""
+    """The three labelled utterances of data/two_turns.wav at 24 kHz, each with 1.2 s of silence after it."""
     audio, rate = sf.read(DATA / "two_turns.wav", dtype="float32")
     audio = soxr.resample(audio, rate, RATE_HZ).astype(np.float32)
     out = []
     for start_ms, end_ms in read_segments(DATA / "two_turns.segments.csv"):
         start, end = ms_to_samples(start_ms - 100, RATE_HZ), ms_to_samples(end_ms, RATE_HZ)
-        out.append(np.concatenate([audio[max(start, 0) : end], np.zeros(ms_to_samples(600, RATE_HZ), np.float32)]))
+        out.append(np.concatenate([audio[max(start, 0) : end], np.zeros(ms_to_samples(1200, RATE_HZ), np.float32)]))
     return out
 
 
