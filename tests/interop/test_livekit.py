@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import NEEDS_METADATA, NEEDS_TEXT, NEEDS_TOOLS, RATE_HZ
+from interop_helpers import NEEDS_METADATA, NEEDS_TEXT, NEEDS_TOOLS, RATE_HZ
 
 from vkit.realtime.server import LocalServer
 from vkit.units import float_to_pcm16_bytes, ms_to_samples

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import NEEDS_TEXT, NEEDS_TOOLS
+from interop_helpers import NEEDS_TEXT, NEEDS_TOOLS
 
 from vkit.realtime.server import LocalServer
 from vkit.units import float_to_pcm16_bytes, ms_to_samples

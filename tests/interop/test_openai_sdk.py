@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import NEEDS_METADATA, NEEDS_TEXT, NEEDS_TOOLS, undeclared_keys
+from interop_helpers import NEEDS_METADATA, NEEDS_TEXT, NEEDS_TOOLS, undeclared_keys
 
 from vkit.realtime.codec import encode_audio
 from vkit.realtime.server import LocalServer

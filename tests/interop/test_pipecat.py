@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import NEEDS_TEXT, RATE_HZ
+from interop_helpers import NEEDS_TEXT, RATE_HZ
 
 from vkit.realtime.server import LocalServer
 from vkit.units import float_to_pcm16_bytes, ms_to_samples
