@@ -95,6 +95,21 @@ def test_barge_in_stops_the_answer(turns_24k):
     assert not collector.of(frames.ErrorFrame)
 
 
+def test_a_manual_turn_from_user_speaking_frames(turns_24k):
+    events = realtime_llm.events
+    settings = realtime_llm.OpenAIRealtimeLLMService.Settings(session_properties=events.SessionProperties(
+        audio=events.AudioConfiguration(input=events.AudioInput(turn_detection=False))))
+
+    async def body(task: Any, collector: Collector) -> None:
+        await task.queue_frames([frames.UserStartedSpeakingFrame(), *_audio_frames(turns_24k[0]),
+                                 frames.UserStoppedSpeakingFrame()])  # commit + response.create
+        await until(lambda: collector.of(frames.LLMFullResponseEndFrame))
+
+    collector = _run(body, {"settings": settings})
+    assert collector.of(frames.TTSAudioRawFrame) and not collector.of(frames.ProposedUserStartedSpeakingFrame)
+    assert not collector.of(frames.ErrorFrame)
+
+
 @pytest.mark.xfail(strict=True, reason=NEEDS_TEXT)
 def test_text_output(turns_24k):
     settings = realtime_llm.OpenAIRealtimeLLMService.Settings(
