@@ -21,7 +21,7 @@ setup: system-deps $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[notebook,analysis,test]'
+	$(PY) -m pip install -q -e '.[notebook,analysis,test,interop]'
 	touch $@
 
 # Debian packages the tests and the demo use (speech synthesis, real speech samples, the browser test).

@@ -26,6 +26,8 @@ __all__ = [
     "ProtocolIssue",
     "ProtocolEvent",
     "Playout",
+    "Transcript",
+    "ToolCall",
     "Item",
 ]
 
@@ -217,6 +219,39 @@ class Playout(Event):
     sample: int
     sample_rate_hz: int
     state: Literal["started", "stopped", "flushed"] = "started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transcript(Event):
+    """Text of a Realtime conversation item: a delta (``final=False``, ``text`` is the new piece) or the whole
+    text (``final=True``). ``role`` is "user" (input audio transcription) or "assistant"; ``source`` says
+    whether the assistant's text is the transcript of its audio ("audio") or text output ("text")."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    item_id: str
+    final: bool
+    source: Literal["audio", "text"] = "audio"
+    response_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall(Event):
+    """One step of a client-side function call, on the session clock.
+
+    ``phase``: "arrived" (the call's arguments are complete), "started" / "finished" (the tool ran; ``error``
+    is set when it raised), "output_sent" (``function_call_output`` sent), or "response_requested" (the one
+    ``response.create`` after all of a response's calls). ``response_id`` is the response that made the call.
+    """
+
+    phase: Literal["arrived", "started", "finished", "output_sent", "response_requested"]
+    name: str
+    call_id: str
+    response_id: str | None = None
+    item_id: str | None = None
+    arguments: str = ""
+    output: str | None = None
+    error: str | None = None
 
 
 Item = AudioFrame | Event

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from vkit.extras import require
-from vkit.frames import Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped
+from vkit.frames import Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped, ToolCall
 
 __all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS"]
 
@@ -49,6 +49,10 @@ class Turn:
     status: str | None = None
     interrupted: bool = False
     interruption_reaction_ms: float | None = None
+    num_tool_calls: int = 0
+    tool_call_arrived_ms: float | None = None  # the first call's arguments complete
+    tool_call_ms: float | None = None  # first tool start -> last tool end (the tools' own run time)
+    tool_round_trip_ms: float | None = None  # call arrived -> the answer's first audio: what the tools added
 
     def finish(self) -> Turn:
         """Fill the derived columns."""
@@ -103,22 +107,34 @@ class TurnTable(list):  # type: ignore[type-arg]
               ("server_first_audio_ms", "server TTFA"), ("first_audio_played_ms", "played at"),
               ("voice_to_voice_ms", "voice-to-voice"), ("interrupted", "barge-in")]
 
+    _TOOL_SHOWN = [("tool_call_ms", "tool"), ("tool_round_trip_ms", "tool round trip")]
+
+    def _shown(self) -> list[tuple[str, str]]:
+        """The columns shown: the tool columns only when a turn called a tool."""
+        if any(t.num_tool_calls for t in self):
+            return [*self._SHOWN[:-2], *self._TOOL_SHOWN, *self._SHOWN[-2:]]
+        return self._SHOWN
+
     def to_text(self) -> str:
-        header = [label for _, label in self._SHOWN]
-        lines = [[_cell(getattr(t, name)) for name, _ in self._SHOWN] for t in self]
+        shown = self._shown()
+        header = [label for _, label in shown]
+        lines = [[_cell(getattr(t, name)) for name, _ in shown] for t in self]
         widths = [max(len(h), *(len(r[i]) for r in lines)) if lines else len(h) for i, h in enumerate(header)]
         out = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
         out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in lines]
         out.append("(ms on the session clock; VAD delay = end-of-turn detection; server TTFA = first audio "
-                   "received after speech_stopped/commit)")
+                   "received after speech_stopped/commit"
+                   + ("; tool = the tools' run time, tool round trip = call arrived -> answer's first audio"
+                      if shown is not self._SHOWN else "") + ")")
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.to_text()
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{label}</th>" for _, label in self._SHOWN)
-        body = "".join("<tr>" + "".join(f"<td>{_cell(getattr(t, n))}</td>" for n, _ in self._SHOWN) + "</tr>"
+        shown = self._shown()
+        head = "".join(f"<th>{label}</th>" for _, label in shown)
+        body = "".join("<tr>" + "".join(f"<td>{_cell(getattr(t, n))}</td>" for n, _ in shown) + "</tr>"
                        for t in self)
         return f"<table class='vkit-turns'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -144,6 +160,7 @@ def compute_turns(events: Iterable[Event], *, ground_truth_segments_ms: Sequence
     playing: Turn | None = None
     input_origin: tuple[float, float] | None = None  # (t_ms of stream start, its start sample in ms)
     silence_ms = 500.0
+    tools = _ToolTimes()
     for event in ordered:
         if isinstance(event, Marker) and event.name == "stream_start" and event.data.get("stream") == "input":
             if input_origin is None:
@@ -173,7 +190,11 @@ def compute_turns(events: Iterable[Event], *, ground_truth_segments_ms: Sequence
                 if playing.interrupted and playing.interruption_reaction_ms is not None and playing.interruption_reaction_ms < 0:
                     playing.interruption_reaction_ms = round(_ms(event.t_ns) + playing.interruption_reaction_ms, 3)
                 playing = None
+        elif isinstance(event, ToolCall):
+            tools.add(event, by_response)
         elif isinstance(event, ProtocolEvent):
+            if tools.follow_up(event, by_response):
+                continue
             _protocol_event(event, turns, by_response, local_vad, input_origin, silence_ms)
             if event.type == "session.updated" and event.direction == "received":
                 silence_ms = _silence_ms(event.event, silence_ms)
@@ -195,6 +216,7 @@ class TurnEvents:
 
     _PROTOCOL_TYPES = frozenset({"input_audio_buffer.commit", "input_audio_buffer.speech_stopped",
                                  "response.created", "response.done", "session.updated"})
+    _TOOL_PHASES = frozenset({"arrived", "started", "finished", "response_requested"})
 
     def __init__(self) -> None:
         self.events: list[Event] = []
@@ -208,6 +230,9 @@ class TurnEvents:
                     return
                 self._responses_with_audio.add(response_id)
             elif event.type not in self._PROTOCOL_TYPES:
+                return
+        elif isinstance(event, ToolCall):
+            if event.phase not in self._TOOL_PHASES:
                 return
         elif not (isinstance(event, (SpeechStarted, SpeechStopped))
                   or (isinstance(event, Playout) and event.stream == "output")
@@ -258,6 +283,54 @@ def _protocol_event(event: ProtocolEvent, turns: list[Turn], by_response: dict[s
             turn.status = response.get("status")
             if turn.status == "cancelled":
                 turn.interrupted = True
+
+
+class _ToolTimes:
+    """Tool-call columns: a call belongs to the turn of the response that made it, and the response the
+    stage requests after the calls (their answer) is counted in the same turn, not as a new one."""
+
+    def __init__(self) -> None:
+        self.awaiting: list[Turn] = []  # turns whose follow-up response.create was sent, not yet created
+        self.starts: dict[int, float] = {}  # turn number -> first tool start
+        self.answers: dict[str, Turn] = {}  # follow-up response id -> its tool turn
+
+    def add(self, event: ToolCall, by_response: dict[str, Turn]) -> None:
+        turn = by_response.get(event.response_id or "")
+        if turn is None:
+            return
+        t_ms = _ms(event.t_ns)
+        if event.phase == "arrived":
+            turn.num_tool_calls += 1
+            if turn.tool_call_arrived_ms is None:
+                turn.tool_call_arrived_ms = t_ms
+        elif event.phase == "started":
+            self.starts.setdefault(turn.turn, t_ms)
+        elif event.phase == "finished":
+            start = self.starts.get(turn.turn)
+            if start is not None:
+                turn.tool_call_ms = round(t_ms - start, 3)
+        elif event.phase == "response_requested":
+            self.awaiting.append(turn)
+
+    def follow_up(self, event: ProtocolEvent, by_response: dict[str, Turn]) -> bool:
+        """Attach a follow-up ``response.created`` to its tool turn (True: the event is consumed) and time
+        the answer's first audio."""
+        if event.direction != "received":
+            return False
+        if event.type in _AUDIO_DELTAS:
+            turn = self.answers.get(getattr(event.event, "response_id", None) or "")
+            if turn is not None and turn.tool_round_trip_ms is None:
+                turn.tool_round_trip_ms = _minus(_ms(event.t_ns), turn.tool_call_arrived_ms)
+            return False
+        if not self.awaiting or event.type != "response.created":
+            return False
+        turn = self.awaiting.pop(0)
+        response_id = (getattr(event.event, "response", None) or {}).get("id")
+        if response_id:
+            turn.response_id = response_id
+            by_response[response_id] = turn
+            self.answers[response_id] = turn
+        return True
 
 
 def _silence_ms(body: Any, default: float) -> float:

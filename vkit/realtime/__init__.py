@@ -9,9 +9,11 @@ from typing import Any
 
 from vkit.realtime.codec import decode_audio, decode_event, encode_audio, encode_event
 from vkit.realtime.protocol import ClientProtocol, InvalidEvent, ServerProtocol
+from vkit.realtime.tools import Tool, tool
+from vkit.realtime.transcripts import conversation
 
 __all__ = ["Realtime", "LocalServer", "ClientProtocol", "ServerProtocol", "InvalidEvent", "encode_event",
-           "decode_event", "encode_audio", "decode_audio"]
+           "decode_event", "encode_audio", "decode_audio", "Tool", "tool", "conversation"]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 from collections import deque
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -30,6 +31,8 @@ from vkit.realtime import events as ev
 from vkit.realtime.codec import MAX_DEPTH, Dialect, decode_audio, encode_audio
 from vkit.realtime.protocol import ClientProtocol, InvalidEvent
 from vkit.realtime.session_config import TURN_DETECTION_DEFAULTS, to_beta
+from vkit.realtime.tools import Tool, ToolDispatcher, as_tool
+from vkit.realtime.transcripts import transcript_of
 from vkit.redact import install_websockets_filter, redact_text, redact_url, register_secret
 from vkit.stage import StreamFormat
 
@@ -73,6 +76,9 @@ class Realtime(Pipe):
     Server messages over ``max_frame_bytes`` or nested deeper than ``max_depth`` are refused; up to
     ``max_bad_events`` bad events are skipped and published as ``ProtocolIssue``. A key is sent only over
     wss:// or to loopback unless ``allow_insecure_key=True``.
+    ``tools``: Python callables (or ``vkit.realtime.tool(...)``) the model may call; the stage runs them
+    and answers (``vkit.realtime.tools``); ``tool_choice``: "auto", "none", "required" or ``{"type": "function",
+    "name": ...}``. Transcripts and text output leave the stage as ``Transcript`` items.
     """
 
     accepts = (AudioFrame, Event)
@@ -86,7 +92,8 @@ class Realtime(Pipe):
                  open_timeout_s: float = 10.0, drain_timeout_s: float = 30.0, write_timeout_s: float = 10.0,
                  ping_interval_s: float | None = 20.0, ping_timeout_s: float = 20.0, stall_timeout_s: float = 15.0,
                  max_frame_bytes: int = MAX_FRAME_BYTES, max_depth: int = MAX_DEPTH, max_bad_events: int = 100,
-                 allow_insecure_key: bool = False) -> None:
+                 allow_insecure_key: bool = False,
+                 tools: Sequence[Tool | Callable[..., Any]] = (), tool_choice: str | dict[str, Any] = "auto") -> None:
         if turn_detection not in ("server_vad", "semantic_vad", "manual"):
             raise ConfigError(f"turn_detection must be 'server_vad', 'semantic_vad' or 'manual' {got(turn_detection)}")
         if dialect not in ("ga", "beta"):
@@ -137,6 +144,10 @@ class Realtime(Pipe):
         self.max_bad_events = max_bad_events
         self.allow_insecure_key = allow_insecure_key
         self.endpoint = "local" if url is None else redact_url(self.url or "")
+        self.tools = [as_tool(t) for t in tools]
+        if len({t.name for t in self.tools}) != len(self.tools):
+            raise ConfigError(f"tool names must be unique {got([t.name for t in self.tools])}")
+        self.tool_choice = tool_choice
 
     def __repr__(self) -> str:
         return f"Realtime(endpoint={self.endpoint!r}, model={self.model!r}, turn_detection={self.turn_detection!r})"
@@ -185,11 +196,13 @@ class Realtime(Pipe):
                                    "audio": {"input": audio_in, "output": audio_out}}
         if self.instructions is not None:
             session["instructions"] = self.instructions
+        tools = {"tools": [t.declaration() for t in self.tools], "tool_choice": self.tool_choice} if self.tools else {}
         if self.dialect == "beta":
             beta = to_beta({**session, "model": self.model})
-            return {k: v for k, v in beta.items() if k not in ("id", "object", "model", "temperature",
-                                                                "tools", "tool_choice", "max_response_output_tokens")}
-        return session
+            return {**{k: v for k, v in beta.items() if k not in ("id", "object", "model", "temperature",
+                                                                   "tools", "tool_choice",
+                                                                   "max_response_output_tokens")}, **tools}
+        return {**session, **tools}
 
     async def run(self, ctx: Any) -> None:
         async with AsyncExitStack() as stack:
@@ -240,6 +253,7 @@ class _Session:
         self.num_dropped_samples = 0
         self.sending_since: float | None = None
         self.abort_reason: str | None = None  # set when vkit itself cut the connection, and why
+        self.tools = ToolDispatcher(stage.tools, self.send, ctx.publish, ctx.clock.now_ns) if stage.tools else None
 
     # -- connection ---------------------------------------------------------------------------------
 
@@ -318,6 +332,8 @@ class _Session:
             reader.cancel()
             watchdog.cancel()
             await asyncio.gather(reader, watchdog, return_exceptions=True)
+            if self.tools is not None:
+                await self.tools.close()
             if self.websocket is not None:
                 if self.connected.is_set():
                     await self.websocket.close()
@@ -339,7 +355,8 @@ class _Session:
         reader.result()
 
     def _awaiting(self) -> bool:
-        return self.protocol.active_response is not None or self.responding.is_set()
+        return (self.protocol.active_response is not None or self.responding.is_set()
+                or (self.tools is not None and self.tools.busy))
 
     def _abandon_response(self, why: str) -> None:
         """Give up on the answer in progress: a warning, a ``response_stalled`` marker for the turn table."""
@@ -555,6 +572,11 @@ class _Session:
             await self._barge_in(now_ns, "server_vad")
         elif event.type == "error":
             log.info("server error event: %s", redact_text(repr(event.error)))  # type: ignore[attr-defined]
+        transcript = transcript_of(event, now_ns)
+        if transcript is not None:
+            await self.ctx.emit(transcript)
+        if self.tools is not None:
+            await self.tools.on_event(event, now_ns)
 
     def _issue(self, reason: str, wire_type: str, now_ns: int) -> None:
         """A bad server event: skipped, published and counted; past ``max_bad_events`` the session fails."""

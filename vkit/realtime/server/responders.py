@@ -35,7 +35,7 @@ import soxr
 
 from vkit.errors import ConfigError, got
 from vkit.extras import require
-from vkit.units import float_to_pcm16_bytes
+from vkit.units import float_to_pcm16_bytes, samples_to_ms
 
 OUTPUT_RATE_HZ = 24_000
 T = TypeVar("T")
@@ -141,7 +141,8 @@ class EchoResponder:
     """Answers with the user's own utterance (no model; deterministic).
 
     With ``transcribe=True`` a pocketsphinx ``Recogniser`` transcribes what it echoes, so the answer's
-    transcript (and input transcription) is filled; it costs the recognition's time (about a third of the
+    transcript (and input transcription) is filled (a text-only answer without it says how much audio it
+    echoes); it costs the recognition's time (about a third of the
     utterance's length) in the response's processing, so it is off by default.
     """
 
@@ -157,7 +158,10 @@ class EchoResponder:
         heard = turn.transcript
         if heard is None and self.recogniser is not None and turn.audio.size:
             heard = await turn.run_blocking(self.recogniser.transcribe, turn.audio, turn.sample_rate_hz)
-        return Reply(_to_output_rate(turn.audio, turn.sample_rate_hz), transcript=heard or "", input_transcript=heard)
+        text = heard or ""
+        if not text and "audio" not in turn.output_modalities:  # text only, nothing recognised: still answer
+            text = f"(echo of {samples_to_ms(turn.audio.size, turn.sample_rate_hz) / 1000:.2f} s of audio)"
+        return Reply(_to_output_rate(turn.audio, turn.sample_rate_hz), transcript=text, input_transcript=heard)
 
     def close(self) -> None:
         if self.recogniser is not None:

@@ -567,6 +567,7 @@ class ServerSession:
                                  "do not create responses.")
         overrides = event.response or {}
         schema.check(schema.BETA_RESPONSE if self.dialect == "beta" else schema.RESPONSE, overrides, "response")
+        overrides = {k: v for k, v in overrides.items() if v is not None}  # null: the session's setting
         in_conversation = overrides.get("conversation", "auto") != "none"
         active = self.active
         if in_conversation and active is not None:

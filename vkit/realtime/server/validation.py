@@ -279,8 +279,14 @@ _RESPONSE_COMMON = {
     "reasoning": nullable(obj({"effort": nullable(string)})),
     "conversation": either(one_of("auto", "none"), string), "input": array(RESPONSE_INPUT_ITEM),
 }
-RESPONSE = obj({**_RESPONSE_COMMON, "output_modalities": _Unique(),
-                "audio": obj({"output": obj({"format": FORMAT, "voice": VOICE})})})
-BETA_RESPONSE = obj({**_RESPONSE_COMMON, "modalities": array(one_of("text", "audio")), "voice": VOICE,
-                     "output_audio_format": _BETA_FORMAT, "temperature": number(0.6, 1.2),
-                     "max_response_output_tokens": MAX_TOKENS})
+def _optional(fields: dict[str, Checker]) -> dict[str, Checker]:
+    """A response.create's fields may each be null, meaning "the session's" (LiveKit sends
+    ``instructions: null``, and OpenAI accepts it)."""
+    return {name: nullable(checker) for name, checker in fields.items()}
+
+
+RESPONSE = obj(_optional({**_RESPONSE_COMMON, "output_modalities": _Unique(),
+                          "audio": obj({"output": obj({"format": FORMAT, "voice": VOICE})})}))
+BETA_RESPONSE = obj(_optional({**_RESPONSE_COMMON, "modalities": array(one_of("text", "audio")), "voice": VOICE,
+                               "output_audio_format": _BETA_FORMAT, "temperature": number(0.6, 1.2),
+                               "max_response_output_tokens": MAX_TOKENS}))
