@@ -4,16 +4,7 @@ or text), ``cascade`` (real offline STT -> rule-based reply -> TTS: pocketsphinx
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
-import multiprocessing
-import re
-import shutil
-import subprocess
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,8 +14,10 @@ import soundfile as sf
 import soxr
 
 from vkit.errors import ConfigError, got
+from vkit.speech import OUTPUT_RATE_HZ, Recogniser, Speech, answer
 
-OUTPUT_RATE_HZ = 24_000
+__all__ = ["Reply", "Responder", "EchoResponder", "ScriptedResponder", "CascadeResponder", "Speech", "make_responder",
+           "OUTPUT_RATE_HZ"]
 
 
 @dataclass
@@ -50,26 +43,6 @@ class EchoResponder:
     async def reply(self, user_audio: np.ndarray, sample_rate_hz: int) -> Reply:
         audio = user_audio if sample_rate_hz == OUTPUT_RATE_HZ else soxr.resample(user_audio, sample_rate_hz, OUTPUT_RATE_HZ)
         return Reply(np.asarray(audio, np.float32), transcript="", input_transcript=None)
-
-
-class Speech:
-    """Offline text-to-speech through espeak-ng or flite (Debian packages), run as a subprocess."""
-
-    def __init__(self, engine: str | None = None, voice: str | None = None) -> None:
-        self.engine = engine or ("espeak-ng" if shutil.which("espeak-ng") else "flite" if shutil.which("flite") else "")
-        if not self.engine or not shutil.which(self.engine):
-            raise ConfigError("text-to-speech needs espeak-ng or flite (Debian: apt-get install espeak-ng) "
-                              f"{got(engine)}")
-        self.voice = voice
-
-    def synthesise(self, text: str) -> np.ndarray:
-        if self.engine == "espeak-ng":
-            command = ["espeak-ng", "--stdout", "-s", "170", *(["-v", self.voice] if self.voice else []), text]
-        else:
-            command = ["flite", *(["-voice", self.voice] if self.voice else []), "-t", text, "-o", "/dev/stdout"]
-        wav = subprocess.run(command, check=True, capture_output=True, timeout=30).stdout
-        audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
-        return soxr.resample(audio, rate, OUTPUT_RATE_HZ).astype(np.float32) * 0.7
 
 
 class ScriptedResponder:
@@ -99,14 +72,6 @@ class ScriptedResponder:
         return reply
 
 
-_RULES = [
-    (r"\b(book|table|reservation)\b", "Your table is booked."),
-    (r"\b(weather|rain|sunny)\b", "Tomorrow looks sunny and mild."),
-    (r"\b(hello|hi|hey)\b", "Hello! How can I help?"),
-    (r"\b(stop|cancel)\b", "Okay, stopping."),
-]
-
-
 class CascadeResponder:
     """A real local cascade: pocketsphinx speech recognition, a rule-based reply, espeak-ng speech.
 
@@ -118,36 +83,15 @@ class CascadeResponder:
     name = "cascade"
 
     def __init__(self, tts_engine: str | None = None) -> None:
-        try:
-            import pocketsphinx  # noqa: F401 - the worker imports it; fail here, with the fix
-        except ImportError as exc:
-            raise ConfigError("the cascade responder needs pocketsphinx: pip install 'vkit[cascade]' "
-                              f"{got(str(exc))}") from exc
+        self._recogniser = Recogniser()
         self._speech = Speech(tts_engine)
-        self._worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_load_recogniser)
-        self._worker.submit(_recognise, b"")  # start the worker and load its model now, not at the first turn
-        self._recognising: OrderedDict[bytes, Future[str]] = OrderedDict()
-        self._lock = threading.Lock()
 
     def transcribe(self, audio: np.ndarray, sample_rate_hz: int) -> str:
-        pcm = soxr.resample(audio, sample_rate_hz, 16_000) if sample_rate_hz != 16_000 else audio
-        data = np.rint(np.clip(pcm, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
-        key = hashlib.blake2b(data, digest_size=16).digest()
-        with self._lock:
-            future = self._recognising.get(key)
-            if future is None:
-                future = self._recognising[key] = self._worker.submit(_recognise, data)
-                while len(self._recognising) > _RECENT_UTTERANCES:
-                    self._recognising.popitem(last=False)
-        return future.result()
+        return self._recogniser.transcribe(audio, sample_rate_hz)
 
     @staticmethod
     def answer(text: str) -> str:
-        for pattern, reply in _RULES:
-            if re.search(pattern, text):
-                return reply
-        return f"You said: {text}." if text else "Sorry, I did not catch that."
+        return answer(text)
 
     def _run(self, audio: np.ndarray, sample_rate_hz: int) -> Reply:
         heard = self.transcribe(audio, sample_rate_hz)
@@ -159,30 +103,7 @@ class CascadeResponder:
 
     def close(self) -> None:
         """End the recognition worker."""
-        self._worker.shutdown(wait=True, cancel_futures=True)
-
-
-_RECENT_UTTERANCES = 8  # recognitions kept, so a transcript and an answer of the same audio share one
-_recogniser = None  # in the worker process: its pocketsphinx decoder
-
-
-def _load_recogniser() -> None:
-    global _recogniser
-    from pocketsphinx import Decoder
-
-    _recogniser = Decoder(samprate=16_000, loglevel="FATAL")
-
-
-def _recognise(pcm16: bytes) -> str:
-    """In the worker process: the best hypothesis for one utterance of 16 kHz PCM16."""
-    assert _recogniser is not None
-    if not pcm16:
-        return ""
-    _recogniser.start_utt()
-    _recogniser.process_raw(pcm16, full_utt=True)
-    _recogniser.end_utt()
-    hypothesis = _recogniser.hyp()
-    return hypothesis.hypstr if hypothesis is not None else ""
+        self._recogniser.close()
 
 
 def make_responder(name: str, replies: Sequence[str | Path | np.ndarray] | None = None) -> Responder:
