@@ -1,0 +1,1 @@
+"""The cascade: STT -> LLM -> TTS as stages, and the local server that speaks their APIs."""
