@@ -43,12 +43,14 @@ class CascadeServer:
 
     ``first_token_ms``/``tokens_per_s``: the rule-based model's pace. ``tls=True`` serves HTTPS/WSS with a
     self-signed certificate made at start (``client_ssl_context()`` trusts it). ``speech_chunk_ms``: audio
-    per streamed chunk of ``/v1/audio/speech``.
+    per streamed chunk of ``/v1/audio/speech``. ``rtt_ms`` (> 0): clients reach the server through a
+    ``DelayedLink`` with that round-trip time (handshakes included); the URLs point at the link.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, first_token_ms: float = 200.0,
                  tokens_per_s: float = 50.0, tls: bool = False, tts_engine: str | None = None,
-                 speech_chunk_ms: int = 40, max_connections: int = 100) -> None:
+                 speech_chunk_ms: int = 40, max_connections: int = 100, rtt_ms: float = 0.0,
+                 jitter_ms: float = 0.0) -> None:
         if not 5 <= speech_chunk_ms <= 1000:
             raise ConfigError(f"speech_chunk_ms must be in [5, 1000] {got(speech_chunk_ms)}")
         self.host = host
@@ -64,16 +66,24 @@ class CascadeServer:
         self._server: asyncio.Server | None = None
         self._certificate: SelfSignedCertificate | None = None
         self._speech: Any = None
+        self.rtt_ms = rtt_ms
+        self.jitter_ms = jitter_ms
+        self._link: Any = None
 
     @property
     def base_url(self) -> str:
         """``http(s)://host:port/v1``: the SDK's ``base_url``."""
-        return f"{'https' if self.tls else 'http'}://{_host(self.host)}:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://{_host(self.host)}:{self.public_port}/v1"
 
     @property
     def websocket_base_url(self) -> str:
         """``ws(s)://host:port/v1``: the SDK's ``websocket_base_url``."""
-        return f"{'wss' if self.tls else 'ws'}://{_host(self.host)}:{self.port}/v1"
+        return f"{'wss' if self.tls else 'ws'}://{_host(self.host)}:{self.public_port}/v1"
+
+    @property
+    def public_port(self) -> int:
+        """The port clients use: the delayed link's when there is one."""
+        return self._link.port if self._link is not None else self.port
 
     def client_ssl_context(self) -> ssl.SSLContext | None:
         """A client context that trusts this server's certificate (None without TLS)."""
@@ -97,9 +107,17 @@ class CascadeServer:
             context = self._certificate.server_context()
         self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=context)
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.rtt_ms > 0 or self.jitter_ms > 0:
+            from vkit.cascade.link import DelayedLink
+
+            self._link = await DelayedLink(self.host, self.port, rtt_ms=self.rtt_ms, jitter_ms=self.jitter_ms,
+                                           host=self.host).__aenter__()
         log.info("local cascade server on %s", self.base_url)
 
     async def close(self) -> None:
+        if self._link is not None:
+            await self._link.__aexit__(None, None, None)
+            self._link = None
         if self._server is not None:
             self._server.close()
             for task in list(self._open):
