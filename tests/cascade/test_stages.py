@@ -1,0 +1,50 @@
+"""The cascade end to end, offline: VAD -> STT (pocketsphinx) -> LLM (local server, both transports) -> TTS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+import vkit
+from vkit import filters, sinks, sources
+from vkit.cascade import LLM, STT, TTS
+from vkit.cascade.tts import split_sentences
+from vkit.latency import CASCADE_PARTS
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def book_table(what: str) -> str:
+    """Book a table."""
+    calls.append(what)
+    return "Booked for seven"
+
+
+calls: list[str] = []
+
+
+@pytest.mark.parametrize("transport", ["websocket", "http"])
+def test_the_parts_of_each_cascade_turn_add_up_to_voice_to_voice(transport):
+    audio, rate = sf.read(DATA / "two_turns.wav", dtype="float32")
+    calls.clear()
+    graph = (sources.Array(audio[: int(8.6 * rate)], rate, pace="realtime") | filters.VAD(model="silero") | STT()
+             | LLM(transport=transport, tools=[book_table], server={"first_token_ms": 50, "tokens_per_s": 200})
+             | TTS() | sinks.VirtualSpeaker(prebuffer_ms=60))
+    turns = vkit.run(graph).turns
+    assert len(turns) == 2 and all(t.transcript for t in turns)
+    assert "table" in turns[1].transcript and calls == [turns[1].transcript]  # the model called the tool
+    for turn in turns:
+        parts = [getattr(turn, name) for name in CASCADE_PARTS]
+        assert None not in parts, (turn.turn, parts)
+        assert abs(sum(parts) - turn.voice_to_voice_ms) <= 1.0
+        assert turn.input_tokens > 0 and turn.output_tokens > 0 and turn.tts_characters > 0 and turn.stt_audio_s > 1
+    assert turns[1].cached_tokens > 0  # the first turn is held by the server (previous_response_id)
+    assert turns[1].tts_characters == len("Booked for seven.")
+
+
+def test_sentences_split_as_soon_as_they_end():
+    assert split_sentences("Hello! How can") == (["Hello!"], "How can")
+    assert split_sentences("No end yet") == ([], "No end yet")
+    assert split_sentences("One. Two? Three") == (["One.", "Two?"], "Three")
