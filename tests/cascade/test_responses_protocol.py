@@ -8,7 +8,16 @@ import pytest
 from sdk_models import validate_events
 
 from vkit.errors import LocalProtocolError, RemoteProtocolError
-from vkit.responses import ResponseCompleted, ResponsesClient, ResponsesServerSession, RuleModel, ServerSentEvents, TextDelta, ToolCall, encode_sse
+from vkit.responses import (
+    ResponseCompleted,
+    ResponsesClient,
+    ResponsesServerSession,
+    RuleModel,
+    ServerSentEvents,
+    TextDelta,
+    ToolCall,
+    encode_sse,
+)
 from vkit.responses.server import RequestRejected
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}

@@ -109,3 +109,15 @@ def test_an_http_client_without_the_certificate_is_refused():
                 await client.stream("POST", "/v1/responses", {"model": "m", "input": "hi"})
 
     asyncio.run(main())
+
+
+def test_the_local_realtime_server_serves_the_cascade_endpoints_beside_it():
+    from vkit.realtime.server import LocalServer
+
+    async def main():
+        async with LocalServer(cascade={"port": 0, "first_token_ms": 0}) as server:
+            client = _sdk(server.cascade)
+            response = await client.responses.create(model="gpt-test", input="hello")
+            return response.output_text, server.cascade.port != server.port
+
+    assert asyncio.run(main()) == ("Hello! How can I help?", True)

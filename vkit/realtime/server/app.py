@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -32,13 +33,15 @@ class LocalServer:
     ``async reply(audio, sample_rate_hz) -> Reply``. ``response_delay_ms``: injected delay before the first
     audio delta (ms, a distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade").
     ``output_pace``: output streaming speed as a multiple of real time (0 = as fast as possible).
+    ``cascade``: also serve ``/v1/responses`` and ``/v1/audio/speech`` (``vkit.cascade.server.CascadeServer``
+    options, e.g. ``{"port": 8766, "tls": True}``), reachable as ``.cascade``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, responder: str | Responder = "echo",
                  replies: Sequence[str | Path | np.ndarray] | None = None, response_delay_ms: str | float = 0,
                  output_pace: float = 2.0, chunk_ms: int = 40, seed: int = 0, max_sessions: int = 100,
                  max_session_s: float = 3600.0, max_message_bytes: int = 16 * 1024 * 1024,
-                 measure_lag: bool = False) -> None:
+                 measure_lag: bool = False, cascade: dict[str, Any] | None = None) -> None:
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
         if not 5 <= chunk_ms <= 1000:
@@ -60,6 +63,9 @@ class LocalServer:
         self.num_rejected = 0
         self._server: Server | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        # -- cascade endpoints (vkit.cascade): a server of their own beside this one
+        self.cascade: Any = None
+        self._cascade_options = cascade
 
     @property
     def url(self) -> str:
@@ -83,9 +89,16 @@ class LocalServer:
         self.port = self._server.sockets[0].getsockname()[1]
         if self.measure_lag:
             self._lag_task = asyncio.ensure_future(self._probe_lag())
+        if self._cascade_options is not None:  # cascade endpoints
+            from vkit.cascade.server import CascadeServer
+
+            self.cascade = CascadeServer(self.host, **self._cascade_options)
+            await self.cascade.start()
         log.info("local Realtime server on %s", self.url)
 
     async def close(self) -> None:
+        if self.cascade is not None:  # cascade endpoints
+            await self.cascade.close()
         if self._lag_task is not None:
             self._lag_task.cancel()
         if self._server is not None:
