@@ -37,6 +37,7 @@ class Recogniser:
         self._worker.submit(_recognise, b"")  # start the worker and load its model now, not at the first turn
         self._recognising: OrderedDict[bytes, Future[str]] = OrderedDict()
         self._lock = threading.Lock()
+        self.num_decodes = 0  # utterances sent to the worker (a repeat of a recent one is not)
 
     def transcribe(self, audio: np.ndarray, sample_rate_hz: int) -> str:
         """The best hypothesis for one utterance (mono float32 at any rate)."""
@@ -47,6 +48,7 @@ class Recogniser:
             future = self._recognising.get(key)
             if future is None:
                 future = self._recognising[key] = self._worker.submit(_recognise, data)
+                self.num_decodes += 1
                 while len(self._recognising) > _RECENT_UTTERANCES:
                     self._recognising.popitem(last=False)
         return future.result()
