@@ -51,3 +51,14 @@ def test_sentences_split_as_soon_as_they_end():
     assert split_sentences("Hello! How can") == (["Hello!"], "How can")
     assert split_sentences("No end yet") == ([], "No end yet")
     assert split_sentences("One. Two? Three") == (["One.", "Two?"], "Three")
+
+
+def test_the_realtime_transcription_engine_streams_each_utterance_and_commits_it_at_the_vad_end():
+    audio, rate = sf.read(DATA / "two_turns.wav", dtype="float32")
+    stt = STT("realtime")  # a transcription session on the embedded local server
+    graph = (sources.Array(audio[int(5.1 * rate):int(8.6 * rate)], rate, pace="realtime") | filters.VAD(model="silero")
+             | stt | LLM(server={"first_token_ms": 20}) | TTS() | sinks.VirtualSpeaker(prebuffer_ms=60))
+    turns = vkit.run(graph).turns
+    assert len(turns) == 1 and "table" in turns[0].transcript and stt.num_utterances == 1
+    assert turns[0].stt_audio_s > 2  # the look-back and the speech, streamed before the commit
+    assert abs(sum(getattr(turns[0], name) for name in CASCADE_PARTS) - turns[0].voice_to_voice_ms) <= 1.0

@@ -18,28 +18,50 @@ __all__ = ["STT"]
 
 class STT(Pipe):
     """Speech to text, one utterance at a time: the frames between a VAD's ``SpeechStarted`` and
-    ``SpeechStopped`` (from the started event's sample, padding included) are recognised when speech stops,
-    and a final ``Transcript`` goes downstream, stamped when the text is known.
+    ``SpeechStopped`` (from the started event's sample, padding included) make one utterance, and a final
+    ``Transcript`` goes downstream, stamped when the text is known.
 
-    ``engine="pocketsphinx"``: offline, in a worker process (``vkit.speech.Recogniser``); it does not stream,
-    so there are no interim results. The input audio is consumed (the answer's audio is what flows on).
+    ``engine="pocketsphinx"``: offline, in a worker process (``vkit.speech.Recogniser``), recognised when speech
+    stops; it does not stream, so there are no interim results. ``engine="realtime"``: a Realtime
+    transcription session (``session.type: "transcription"``, ``model``): the utterance's audio streams out
+    while the user speaks, is committed when speech stops, and interim transcripts (``final=False``) arrive
+    as the server streams them; ``url=None`` is the embedded local server (its pocketsphinx), "openai" uses
+    ``OPENAI_API_KEY``. The input audio is consumed (the answer's audio is what flows on).
     """
 
     accepts = (AudioFrame, SpeechStarted, SpeechStopped)
 
-    def __init__(self, engine: Literal["pocketsphinx"] = "pocketsphinx", *, max_utterance_s: float = 30.0) -> None:
-        if engine != "pocketsphinx":
-            raise ConfigError(f"STT engine must be 'pocketsphinx' {got(engine)}")
+    def __init__(self, engine: Literal["pocketsphinx", "realtime"] = "pocketsphinx", *, url: str | None = None,
+                 model: str = "gpt-4o-transcribe", api_key: str | None = None, max_utterance_s: float = 30.0) -> None:
+        if engine not in ("pocketsphinx", "realtime"):
+            raise ConfigError(f"STT engine must be 'pocketsphinx' or 'realtime' {got(engine)}")
+        if url is not None and engine != "realtime":
+            raise ConfigError(f"url= is for engine='realtime' {got(engine)}")
         if max_utterance_s <= 0:
             raise ConfigError(f"max_utterance_s must be > 0 {got(max_utterance_s)}")
         self.engine = engine
+        self.url = "wss://api.openai.com/v1/realtime" if url == "openai" else url
+        self.model = model
+        self._api_key = api_key
         self.max_utterance_s = max_utterance_s
         self.num_utterances = 0
 
+    def __repr__(self) -> str:
+        return f"STT(engine={self.engine!r}, url={self.url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_api_key": None}
+
     def describe(self) -> dict[str, Any]:
-        return {"engine": self.engine, "max_utterance_s": self.max_utterance_s}
+        return {"engine": self.engine, "url": self.url or "local", "model": self.model,
+                "max_utterance_s": self.max_utterance_s}
 
     async def run(self, ctx: Any) -> None:
+        if self.engine == "realtime":
+            from vkit.cascade.transcription import run_transcription
+
+            await run_transcription(self, ctx)
+            return
         from vkit.speech import Recogniser
 
         loop = asyncio.get_running_loop()
