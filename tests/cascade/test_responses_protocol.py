@@ -90,3 +90,14 @@ def test_server_sent_events_split_at_any_chunk_boundary():
         parser = ServerSentEvents()
         out = [d for i in range(0, len(body), size) for d in parser.feed(body[i:i + size])]
         assert [json.loads(d) for d in out] == events
+
+
+def test_generate_false_warms_the_state_without_output():
+    server = ResponsesServerSession()
+    timed = server.respond({"model": "m", "input": "You are brief.", "generate": False}, created_at_s=0)
+    assert [t.event["type"] for t in timed] == ["response.created", "response.in_progress", "response.completed"]
+    assert timed[-1].event["response"]["output"] == [] and timed[-1].event["response"]["usage"]["output_tokens"] == 0
+    validate_events([t.event for t in timed], "websocket")
+    warmed = timed[-1].event["response"]["id"]
+    follow = server.respond({"model": "m", "input": "hello", "previous_response_id": warmed}, created_at_s=0)
+    assert follow[-1].event["response"]["usage"]["input_tokens_details"]["cached_tokens"] > 0

@@ -130,6 +130,12 @@ class ResponsesServerSession:
         stream.add(t_s, {"type": "response.created", "response": dict(response)})
         stream.add(t_s, {"type": "response.in_progress", "response": dict(response)})
         t_s = self.model.first_token_ms / 1000
+        if body.get("generate") is False:  # warm the conversation's state: input kept, no output
+            usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+                     "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input_tokens}
+            stream.add(0.0, {"type": "response.completed", "response": {**response, "status": "completed", "usage": usage}})
+            self.stored[response_id] = _Stored(input_tokens)
+            return stream.events
         if kind == "text":
             pieces = re.findall(r"\S+\s*", result)
             text = "".join(pieces)
