@@ -18,9 +18,9 @@ import asyncio
 import statistics
 import time
 
-from vkit.cascade.server import CascadeServer
-from vkit.cascade.transport import ResponsesTransport
+from vkit.responses.local_server import CascadeServer
 from vkit.responses.protocol import ResponsesClient, TextDelta
+from vkit.responses.transport import ResponsesTransport
 
 
 async def one_arm(transport: str, keepalive_s: float, *, tls: bool, rtt_ms: float, num_turns: int) -> dict[str, float]:

@@ -8,9 +8,9 @@ import openai
 import pytest
 from sdk_models import validate_events
 
-from vkit.cascade.server import CascadeServer
-from vkit.cascade.transport import HttpClient, ResponsesTransport
 from vkit.responses import ResponsesClient, TextDelta
+from vkit.responses.local_server import CascadeServer
+from vkit.responses.transport import HttpClient, ResponsesTransport
 from vkit.units import pcm16_bytes_to_float
 
 

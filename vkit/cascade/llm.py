@@ -9,11 +9,11 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from vkit.cascade.tools import call_tool, function_tool
-from vkit.cascade.transport import ResponsesTransport, Transport
 from vkit.errors import ConfigError, RemoteProtocolError, got
 from vkit.frames import LlmDone, LlmRequest, LlmText, Transcript
 from vkit.graph import Pipe
 from vkit.responses.protocol import ResponseCompleted, ResponseError, ResponsesClient, TextDelta, tool_outputs
+from vkit.responses.transport import ResponsesTransport, Transport
 from vkit.units import ns_to_ms
 
 __all__ = ["LLM"]
@@ -66,7 +66,7 @@ class LLM(Pipe):
     async def run(self, ctx: Any) -> None:
         async with AsyncExitStack() as stack:
             if self.url is None:
-                from vkit.cascade.server import CascadeServer
+                from vkit.responses.local_server import CascadeServer
 
                 local = await stack.enter_async_context(CascadeServer(**self.server))
                 base, ws_base, context, key = local.base_url, local.websocket_base_url, local.client_ssl_context(), None

@@ -101,10 +101,10 @@ class TTS(Pipe):
 
             speech = Speech(self.local_engine)
             return lambda text: loop.run_in_executor(None, speech.synthesise, text)
-        from vkit.cascade.transport import HttpClient
+        from vkit.responses.transport import HttpClient
 
         if self.url is None:
-            from vkit.cascade.server import CascadeServer
+            from vkit.responses.local_server import CascadeServer
 
             local = await stack.enter_async_context(CascadeServer(tts_engine=self.local_engine))
             base, context, key = local.base_url, local.client_ssl_context(), None

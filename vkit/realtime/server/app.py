@@ -33,7 +33,7 @@ class LocalServer:
     ``async reply(audio, sample_rate_hz) -> Reply``. ``response_delay_ms``: injected delay before the first
     audio delta (ms, a distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade").
     ``output_pace``: output streaming speed as a multiple of real time (0 = as fast as possible).
-    ``cascade``: also serve ``/v1/responses`` and ``/v1/audio/speech`` (``vkit.cascade.server.CascadeServer``
+    ``cascade``: also serve ``/v1/responses`` and ``/v1/audio/speech`` (``vkit.responses.local_server.CascadeServer``
     options, e.g. ``{"port": 8766, "tls": True}``), reachable as ``.cascade``.
     """
 
@@ -63,7 +63,7 @@ class LocalServer:
         self.num_rejected = 0
         self._server: Server | None = None
         self._lag_task: asyncio.Task[None] | None = None
-        # -- cascade endpoints (vkit.cascade): a server of their own beside this one
+        # -- cascade endpoints (vkit.responses.local_server): a server of their own beside this one
         self.cascade: Any = None
         self._cascade_options = cascade
 
@@ -90,7 +90,7 @@ class LocalServer:
         if self.measure_lag:
             self._lag_task = asyncio.ensure_future(self._probe_lag())
         if self._cascade_options is not None:  # cascade endpoints
-            from vkit.cascade.server import CascadeServer
+            from vkit.responses.local_server import CascadeServer
 
             self.cascade = CascadeServer(self.host, **self._cascade_options)
             await self.cascade.start()

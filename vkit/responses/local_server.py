@@ -23,10 +23,10 @@ import numpy as np
 from websockets.frames import Opcode
 from websockets.server import ServerProtocol
 
-from vkit.cascade.tls import SelfSignedCertificate
 from vkit.errors import ConfigError, got
 from vkit.responses.protocol import encode_sse
 from vkit.responses.server import RequestRejected, ResponsesServerSession, RuleModel, Timed
+from vkit.responses.tls import SelfSignedCertificate
 from vkit.units import float_to_pcm16_bytes
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class CascadeServer:
         self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=context)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.rtt_ms > 0 or self.jitter_ms > 0:
-            from vkit.cascade.link import DelayedLink
+            from vkit.responses.link import DelayedLink
 
             self._link = await DelayedLink(self.host, self.port, rtt_ms=self.rtt_ms, jitter_ms=self.jitter_ms,
                                            host=self.host).__aenter__()
