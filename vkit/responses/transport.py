@@ -64,8 +64,8 @@ class HttpClient:
         held = self._open
         if held is not None and (time.monotonic() - held.idle_since > self.keepalive_s
                                  or held.http.our_state is not h11.IDLE or held.reader.at_eof()):
-            await self.aclose()
-            held = None
+            held.writer.close()  # not awaited: a TLS close waits a round trip for the peer's close_notify
+            self._open = held = None
         if held is not None:
             self.last_setup_ns = 0
             return held
