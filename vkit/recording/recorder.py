@@ -34,10 +34,19 @@ _SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization)", 
 _SECRET_VALUES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|ek_[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
 
 
+def _is_count(value: Any) -> bool:
+    """A number, or a mapping of numbers (a usage object's details)."""
+    if isinstance(value, dict):
+        return all(_is_count(v) for v in value.values())
+    return isinstance(value, (int, float)) and not isinstance(value, bool) or value is None
+
+
 def scrub(value: Any) -> Any:
     """A copy of JSON data with anything that looks like a secret removed."""
     if isinstance(value, dict):
-        return {k: ("[redacted]" if _SECRET_KEYS.search(str(k)) else scrub(v)) for k, v in value.items()}
+        # a count is never a secret: usage's "input_tokens" and its details survive, a "token" string does not
+        return {k: ("[redacted]" if _SECRET_KEYS.search(str(k)) and not _is_count(v) else scrub(v))
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
     if isinstance(value, str):

@@ -9,7 +9,20 @@ from typing import Any
 import numpy as np
 
 from vkit.errors import RecordingError, got
-from vkit.frames import Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped, VadScore
+from vkit.frames import (
+    Event,
+    LlmDone,
+    LlmRequest,
+    LlmText,
+    Marker,
+    Playout,
+    ProtocolEvent,
+    SpeechStarted,
+    SpeechStopped,
+    SpeechSynthesised,
+    Transcript,
+    VadScore,
+)
 from vkit.realtime import events as ev
 from vkit.recording.load import LoadedSession
 from vkit.sources.base import Pace, PacedSource
@@ -37,7 +50,8 @@ class Replay(PacedSource):
             yield self.samples[:, start : start + num_samples]
 
 
-_KINDS: dict[str, type[Event]] = {cls.__name__: cls for cls in (SpeechStarted, SpeechStopped, VadScore, Marker, Playout)}
+_KINDS: dict[str, type[Event]] = {cls.__name__: cls for cls in (SpeechStarted, SpeechStopped, VadScore, Marker, Playout,
+                                                                Transcript, LlmRequest, LlmText, LlmDone, SpeechSynthesised)}
 
 
 def events_from_records(records: list[dict[str, Any]]) -> list[Event]:
