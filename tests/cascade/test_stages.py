@@ -58,10 +58,11 @@ def test_the_realtime_transcription_engine_streams_each_utterance_and_commits_it
     audio, rate = sf.read(DATA / "two_turns.wav", dtype="float32")
     stt = STT("realtime")  # a transcription session on the embedded local server
     graph = (sources.Array(audio[int(5.1 * rate):int(8.6 * rate)], rate, pace="realtime") | filters.VAD(model="silero")
-             | stt | LLM(server={"first_token_ms": 20}) | TTS() | sinks.VirtualSpeaker(prebuffer_ms=60))
+             | stt | LLM(server={"first_token_ms": 20}, warm_up=True, instructions="Be brief.") | TTS() | sinks.VirtualSpeaker(prebuffer_ms=60))
     turns = vkit.run(graph, record=tmp_path / "session").turns
     assert len(turns) == 1 and "table" in turns[0].transcript and stt.num_utterances == 1
     recorded = compute_turns(events_from_records(vkit.load_session(tmp_path / "session").events))
     assert [getattr(recorded[0], p) for p in CASCADE_PARTS] == [getattr(turns[0], p) for p in CASCADE_PARTS]
     assert turns[0].stt_audio_s > 2  # the look-back and the speech, streamed before the commit
+    assert turns[0].cached_tokens > 0  # the warm-up prepared the conversation the turn continued
     assert abs(sum(getattr(turns[0], name) for name in CASCADE_PARTS) - turns[0].voice_to_voice_ms) <= 1.0

@@ -30,15 +30,20 @@ class LLM(Pipe):
     handshake is paid). ``url``: None for the embedded local server (``server={...}``: its options, e.g.
     ``{"first_token_ms": 300, "tls": True}``), "openai" (``OPENAI_API_KEY``) or a base URL ``http(s)://.../v1``.
     ``tools``: Python callables the model may call; their results go back in the same turn.
+    ``warm_up=True`` (WebSocket mode): at start, a ``generate: false`` request carrying the instructions and
+    tools prepares the conversation, so the first turn continues it by ``previous_response_id``.
     """
 
     accepts = (Transcript,)
 
     def __init__(self, url: str | None = None, *, transport: Transport = "websocket", model: str = "gpt-4.1-mini",
                  instructions: str | None = None, tools: Sequence[Callable[..., Any]] = (), api_key: str | None = None,
-                 server: dict[str, Any] | None = None, keepalive_s: float = 5.0, timeout_s: float = 30.0) -> None:
+                 server: dict[str, Any] | None = None, keepalive_s: float = 5.0, timeout_s: float = 30.0,
+                 warm_up: bool = False) -> None:
         if transport not in ("websocket", "http"):
             raise ConfigError(f"transport must be 'websocket' or 'http' {got(transport)}")
+        if warm_up and transport != "websocket":
+            raise ConfigError(f"warm_up (generate: false) is a WebSocket-mode request {got(transport)}")
         if url is not None and server is not None:
             raise ConfigError(f"server= options are for the embedded server; they do not apply to url= {got(url)}")
         self.url = OPENAI_BASE_URL if url == "openai" else url
@@ -50,6 +55,7 @@ class LLM(Pipe):
         self.server = dict(server or {})
         self.keepalive_s = keepalive_s
         self.timeout_s = timeout_s
+        self.warm_up = warm_up
         self.endpoint = "local" if url is None else (self.url or "").split("?", 1)[0]
 
     def __repr__(self) -> str:
@@ -60,7 +66,7 @@ class LLM(Pipe):
 
     def describe(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "transport": self.transport, "model": self.model,
-                "tools": list(self.tools), "keepalive_s": self.keepalive_s,
+                "tools": list(self.tools), "keepalive_s": self.keepalive_s, "warm_up": self.warm_up,
                 **{f"server_{k}": v for k, v in self.server.items() if isinstance(v, (int, float, str, bool))}}
 
     async def run(self, ctx: Any) -> None:
@@ -83,6 +89,11 @@ class LLM(Pipe):
             await transport.connect()  # WebSocket mode: the socket is opened before the first turn
             client = ResponsesClient(self.model, instructions=self.instructions,
                                      tools=[function_tool(fn) for fn in self.tools.values()])
+            if self.warm_up:
+                body = client.request([], transport=self.transport, generate=False)
+                async for event in transport.send(body, client.websocket_message(body)):
+                    if isinstance(typed := client.receive(event), ResponseError):
+                        raise RemoteProtocolError(f"the warm-up request was refused: {typed.message} {got(typed.code)}")
             async for item in ctx:
                 if isinstance(item, Transcript) and item.final and item.text.strip():
                     await self._turn(ctx, client, transport, item)

@@ -84,8 +84,10 @@ class ResponsesClient:
         self._text: list[str] = []
         self._calls: list[ToolCall] = []
 
-    def request(self, input_items: str | Sequence[dict[str, Any]], *, transport: Transport) -> dict[str, Any]:
-        """The body of the next turn: only ``input_items`` are new; the rest is by ``previous_response_id``."""
+    def request(self, input_items: str | Sequence[dict[str, Any]], *, transport: Transport,
+                generate: bool = True) -> dict[str, Any]:
+        """The body of the next turn: only ``input_items`` are new; the rest is by ``previous_response_id``.
+        ``generate=False`` prepares the conversation's state without output (a warm-up)."""
         if self.pending:
             raise LocalProtocolError(f"a response is still streaming; wait for it before the next request "
                                      f"{got(self.active_response_id)}")
@@ -97,6 +99,8 @@ class ResponsesClient:
             body["instructions"] = self.instructions
         if self.tools:
             body["tools"] = self.tools
+        if not generate:
+            body["generate"] = False
         if transport == "http":
             body["stream"] = True
         self.pending = True
