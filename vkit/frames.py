@@ -28,6 +28,11 @@ __all__ = [
     "Playout",
     "Transcript",
     "ToolCall",
+    "SttTranscript",
+    "LlmRequest",
+    "LlmText",
+    "LlmDone",
+    "SpeechSynthesised",
     "Item",
 ]
 
@@ -252,6 +257,66 @@ class ToolCall(Event):
     arguments: str = ""
     output: str | None = None
     error: str | None = None
+
+
+# -- the cascade's timing events (vkit.cascade). ``speech_end_t_ns`` is the end of the user's speech (the
+# VAD's ``SpeechStopped.speech_end_t_ns``) that the event answers: it ties every part to its turn.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SttTranscript(Event):
+    """What the STT heard: interim (``final=False``) or final text of one utterance of ``audio_ms``."""
+
+    text: str
+    final: bool = True
+    speech_end_t_ns: int = 0
+    audio_ms: float = 0.0
+    engine: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LlmRequest(Event):
+    """The LLM stage starts a request (``t_ns``: before any connection setup) over ``transport``."""
+
+    transport: str
+    speech_end_t_ns: int = 0
+    num_tool_rounds: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LlmText(Event):
+    """A piece of the LLM's streamed answer; ``first`` marks the response's first text."""
+
+    text: str
+    response_id: str = ""
+    first: bool = False
+    speech_end_t_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LlmDone(Event):
+    """The LLM's answer to one turn ended (tool rounds included): its text, usage summed over its requests,
+    and the connection setup the turn paid (``connection_setup_ms``: TCP, TLS, WebSocket handshakes)."""
+
+    text: str
+    response_id: str = ""
+    status: str = "completed"
+    usage: dict[str, Any] = field(default_factory=dict)
+    connection_setup_ms: float = 0.0
+    speech_end_t_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeechSynthesised(Event):
+    """The TTS emitted the first audio of a sentence (``t_ns``); ``first`` marks a turn's first sentence,
+    ``text_ready_t_ns`` when that sentence's text was complete."""
+
+    text: str
+    num_characters: int
+    first: bool = False
+    text_ready_t_ns: int = 0
+    response_id: str = ""
+    speech_end_t_ns: int = 0
 
 
 Item = AudioFrame | Event

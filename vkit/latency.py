@@ -20,9 +20,22 @@ from typing import Any
 import numpy as np
 
 from vkit.extras import require
-from vkit.frames import Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped, ToolCall
+from vkit.frames import (
+    Event,
+    LlmDone,
+    LlmRequest,
+    LlmText,
+    Marker,
+    Playout,
+    ProtocolEvent,
+    SpeechStarted,
+    SpeechStopped,
+    SpeechSynthesised,
+    SttTranscript,
+    ToolCall,
+)
 
-__all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS"]
+__all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS", "CASCADE_PARTS"]
 
 _AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 
@@ -53,6 +66,28 @@ class Turn:
     tool_call_arrived_ms: float | None = None  # the first call's arguments complete
     tool_call_ms: float | None = None  # first tool start -> last tool end (the tools' own run time)
     tool_round_trip_ms: float | None = None  # call arrived -> the answer's first audio: what the tools added
+    # -- cascade turns (vkit.cascade): when each stage reached its mark (ms on the session clock) ...
+    transcript: str | None = None
+    transcript_at_ms: float | None = None
+    llm_request_at_ms: float | None = None
+    llm_first_text_at_ms: float | None = None
+    first_sentence_at_ms: float | None = None
+    # ... and the path's parts, which add up to voice_to_voice_ms (user speech end -> first audio played)
+    vad_endpoint_ms: float | None = None  # user speech end -> VAD declared the end
+    stt_final_ms: float | None = None  # VAD end -> final transcript
+    connection_setup_ms: float | None = None  # TCP/TLS/WebSocket handshakes this turn's requests paid
+    llm_first_token_ms: float | None = None  # transcript -> first text, less the connection setup
+    llm_first_sentence_ms: float | None = None  # first text -> first sentence complete
+    tts_first_audio_ms: float | None = None  # first sentence complete -> its first audio
+    playout_delay_ms: float | None = None  # first audio -> first audio played at the sink
+    # -- usage, as the APIs report it (or as the local server computes it)
+    input_tokens: int | None = None
+    cached_tokens: int | None = None
+    output_tokens: int | None = None
+    input_audio_tokens: int | None = None
+    output_audio_tokens: int | None = None
+    stt_audio_s: float | None = None
+    tts_characters: int | None = None
 
     def finish(self) -> Turn:
         """Fill the derived columns."""
@@ -61,11 +96,27 @@ class Turn:
         self.voice_to_voice_ms = _minus(heard, end)
         self.end_of_turn_delay_ms = _minus(self.vad_end_detected_ms, self.vad_speech_end_ms or end)
         anchor = self.server_speech_stopped_ms if self.server_speech_stopped_ms is not None else self.commit_sent_ms
+        if self.transcript_at_ms is not None:
+            anchor = self.transcript_at_ms
+            self._cascade_parts()
         self.server_first_audio_ms = _minus(self.first_audio_received_ms, anchor)
         return self
 
+    def _cascade_parts(self) -> None:
+        setup = self.connection_setup_ms or 0.0
+        self.vad_endpoint_ms = _minus(self.vad_end_detected_ms, self.user_speech_end_ms)
+        self.stt_final_ms = _minus(self.transcript_at_ms, self.vad_end_detected_ms)
+        first_token = _minus(self.llm_first_text_at_ms, self.transcript_at_ms)
+        self.llm_first_token_ms = None if first_token is None else round(first_token - setup, 3)
+        self.llm_first_sentence_ms = _minus(self.first_sentence_at_ms, self.llm_first_text_at_ms)
+        self.tts_first_audio_ms = _minus(self.first_audio_received_ms, self.first_sentence_at_ms)
+        self.playout_delay_ms = _minus(self.first_audio_played_ms, self.first_audio_received_ms)
+
 
 COLUMNS = [f.name for f in fields(Turn)]
+CASCADE_PARTS = ["vad_endpoint_ms", "stt_final_ms", "connection_setup_ms", "llm_first_token_ms",
+                 "llm_first_sentence_ms", "tts_first_audio_ms", "playout_delay_ms"]
+"""A cascade turn's parts, in path order; they add up to ``voice_to_voice_ms``."""
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -192,6 +243,8 @@ def compute_turns(events: Iterable[Event], *, ground_truth_segments_ms: Sequence
                 playing = None
         elif isinstance(event, ToolCall):
             tools.add(event, by_response)
+        elif isinstance(event, (SttTranscript, LlmRequest, LlmText, LlmDone, SpeechSynthesised)):
+            _cascade_event(event, turns)
         elif isinstance(event, ProtocolEvent):
             if tools.follow_up(event, by_response):
                 continue
@@ -234,7 +287,10 @@ class TurnEvents:
         elif isinstance(event, ToolCall):
             if event.phase not in self._TOOL_PHASES:
                 return
-        elif not (isinstance(event, (SpeechStarted, SpeechStopped))
+        elif isinstance(event, LlmText) and not event.first:
+            return
+        elif not (isinstance(event, (SpeechStarted, SpeechStopped, SttTranscript, LlmRequest, LlmText, LlmDone,
+                                     SpeechSynthesised))
                   or (isinstance(event, Playout) and event.stream == "output")
                   or (isinstance(event, Marker) and event.name in ("stream_start", "response_stalled"))):
             return
@@ -281,6 +337,7 @@ def _protocol_event(event: ProtocolEvent, turns: list[Turn], by_response: dict[s
         if turn is not None:
             turn.response_done_ms = t_ms
             turn.status = response.get("status")
+            _usage(turn, response.get("usage"))
             if turn.status == "cancelled":
                 turn.interrupted = True
 
@@ -331,6 +388,48 @@ class _ToolTimes:
             by_response[response_id] = turn
             self.answers[response_id] = turn
         return True
+
+
+def _cascade_event(event: Event, turns: list[Turn]) -> None:
+    """A cascade stage's mark, on the turn whose speech end it answers (``speech_end_t_ns``)."""
+    anchor = _ms(getattr(event, "speech_end_t_ns", 0))
+    turn = next((t for t in reversed(turns) if t.vad_speech_end_ms == anchor), None)
+    if turn is None:
+        return
+    t_ms = _ms(event.t_ns)
+    if isinstance(event, SttTranscript):
+        if event.final and turn.transcript_at_ms is None:
+            turn.transcript, turn.transcript_at_ms = event.text, t_ms
+            turn.stt_audio_s = round(event.audio_ms / 1000, 3)
+    elif isinstance(event, LlmRequest):
+        if turn.llm_request_at_ms is None:
+            turn.llm_request_at_ms = t_ms
+    elif isinstance(event, LlmText):
+        if turn.llm_first_text_at_ms is None:
+            turn.llm_first_text_at_ms = t_ms
+            turn.response_id = turn.response_id or event.response_id
+    elif isinstance(event, LlmDone):
+        turn.response_done_ms, turn.status = t_ms, event.status
+        turn.connection_setup_ms = round(event.connection_setup_ms, 3)
+        _usage(turn, event.usage)
+    elif isinstance(event, SpeechSynthesised):
+        turn.tts_characters = (turn.tts_characters or 0) + event.num_characters
+        if event.first and turn.first_audio_received_ms is None:
+            turn.first_sentence_at_ms = _ms(event.text_ready_t_ns)
+            turn.first_audio_received_ms = t_ms
+
+
+def _usage(turn: Turn, usage: dict[str, Any] | None) -> None:
+    """Token counts of a Responses or Realtime ``usage`` object onto the turn."""
+    if not usage:
+        return
+    details_in = usage.get("input_tokens_details") or usage.get("input_token_details") or {}
+    details_out = usage.get("output_tokens_details") or usage.get("output_token_details") or {}
+    turn.input_tokens = usage.get("input_tokens")
+    turn.output_tokens = usage.get("output_tokens")
+    turn.cached_tokens = details_in.get("cached_tokens")
+    turn.input_audio_tokens = details_in.get("audio_tokens")
+    turn.output_audio_tokens = details_out.get("audio_tokens")
 
 
 def _silence_ms(body: Any, default: float) -> float:

@@ -49,7 +49,9 @@ def _replace_value(match: re.Match[str]) -> str:
 
 
 def redact_data(value: Any) -> Any:
-    """A copy of JSON-like data with secret-named fields and secret-looking strings redacted.
+    """A copy of JSON-like data with secret-named text fields and secret-looking strings redacted (a number
+    or a structure under a secret-sounding name, such as ``input_tokens`` or ``input_token_details``, is
+    kept, its strings checked).
 
     Iterative, so data nested deeper than the interpreter's recursion limit is handled too."""
     root: list[Any] = [None]
@@ -59,7 +61,7 @@ def redact_data(value: Any) -> Any:
         if isinstance(item, dict):
             copy: Any = {}
             for k, v in item.items():
-                if _SECRET_KEYS.search(str(k)):
+                if _SECRET_KEYS.search(str(k)) and isinstance(v, str):  # usage's "input_tokens": 12 is no secret
                     copy[k] = REDACTED
                 else:
                     copy[k] = None

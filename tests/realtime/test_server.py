@@ -275,7 +275,7 @@ def test_the_cascade_recognises_each_utterance_once_without_freezing_its_process
 
         heard, reply, took_s, max_lag_s = run(main())
         assert "table" in heard and reply.input_transcript == heard and reply.transcript == "Your table is booked."
-        assert responder.recogniser.num_recent == 1  # the transcript and the answer shared one decode
+        assert responder.recogniser.num_decodes == 1  # the transcript and the answer shared one decode
         assert max_lag_s < took_s / 4, (max_lag_s, took_s)  # decoding took most of took_s, elsewhere
     finally:
         responder.close()

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from vkit.frames import Event, Marker, Playout, ProtocolEvent, SpeechStarted, SpeechStopped, VadScore
+from vkit.frames import (
+    Event,
+    LlmDone,
+    LlmRequest,
+    LlmText,
+    Marker,
+    Playout,
+    ProtocolEvent,
+    SpeechStarted,
+    SpeechStopped,
+    SpeechSynthesised,
+    SttTranscript,
+    ToolCall,
+    Transcript,
+    VadScore,
+)
 from vkit.realtime import events as ev
 from vkit.units import ms_to_ns
 
 __all__ = ["events_from_records"]
 
-_KINDS: dict[str, type[Event]] = {cls.__name__: cls for cls in (SpeechStarted, SpeechStopped, VadScore, Marker, Playout)}
+_KINDS: dict[str, type[Event]] = {cls.__name__: cls for cls in (
+    SpeechStarted, SpeechStopped, VadScore, Marker, Playout, Transcript, ToolCall,
+    SttTranscript, LlmRequest, LlmText, LlmDone, SpeechSynthesised)}
 
 
 def events_from_records(records: list[dict[str, Any]]) -> list[Event]:

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -43,6 +44,8 @@ class LocalServer:
     ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
     answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
     ``close_timeout_s`` (real time: they watch the network, not the session).
+    ``cascade``: also serve ``/v1/responses`` and ``/v1/audio/speech`` (``vkit.responses.local_server.CascadeServer``
+    options, e.g. ``{"port": 8766, "tls": True}``), reachable as ``.cascade``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, responder: str | Responder = "echo",
@@ -52,7 +55,8 @@ class LocalServer:
                  max_input_buffer_s: float = 600.0, max_retained_audio_s: float = 600.0,
                  tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
-                 ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False) -> None:
+                 ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False,
+                 cascade: dict[str, Any] | None = None) -> None:
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
         if not 5 <= chunk_ms <= 1000:
@@ -78,6 +82,9 @@ class LocalServer:
         self.num_rejected = 0
         self._server: Server | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        # -- cascade endpoints (vkit.responses.local_server): a server of their own beside this one
+        self.cascade: Any = None
+        self._cascade_options = cascade
 
     @property
     def records(self) -> list[ResponseRecord]:
@@ -113,9 +120,16 @@ class LocalServer:
         self.port = self._server.sockets[0].getsockname()[1]
         if self.measure_lag:
             self._lag_task = asyncio.ensure_future(self._probe_lag())
+        if self._cascade_options is not None:  # cascade endpoints
+            from vkit.responses.local_server import CascadeServer
+
+            self.cascade = CascadeServer(self.host, **self._cascade_options)
+            await self.cascade.start()
         log.info("local Realtime server on %s", self.url)
 
     async def close(self) -> None:
+        if self.cascade is not None:  # cascade endpoints
+            await self.cascade.close()
         if self._lag_task is not None:
             self._lag_task.cancel()
         if self._server is not None:

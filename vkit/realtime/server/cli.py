@@ -33,6 +33,9 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, default=100)
     serve.add_argument("--max-session-s", type=float, default=3600.0)
     serve.add_argument("--max-input-buffer-s", type=float, default=600.0, help="uncommitted input audio kept")
+    serve.add_argument("--cascade-port", type=int, default=None,
+                       help="also serve /v1/responses and /v1/audio/speech on this port (0: any free port)")
+    serve.add_argument("--tls", action="store_true", help="cascade endpoints over TLS (self-signed, made at start)")
     return serve
 
 
@@ -41,12 +44,16 @@ def run_serve(args: argparse.Namespace) -> int:
                          response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
                          chunk_ms=args.chunk_ms, seed=args.seed, max_sessions=args.max_sessions,
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
-                         tool_rules=args.tool_rule, transcribe=args.transcribe)
+                         tool_rules=args.tool_rule, transcribe=args.transcribe,
+                         cascade=None if args.cascade_port is None else {"port": args.cascade_port, "tls": args.tls})
 
     async def main() -> None:
         async with server:
             print(f"vkit local Realtime server on {server.url} (responder {args.responder}); Ctrl-C stops it",
                   file=sys.stderr, flush=True)
+            if server.cascade is not None:
+                print(f"cascade endpoints on {server.cascade.base_url}/responses (also WebSocket mode) and "
+                      f"{server.cascade.base_url}/audio/speech", file=sys.stderr, flush=True)
             await asyncio.Future()
 
     try:

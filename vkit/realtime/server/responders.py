@@ -14,17 +14,10 @@ A responder is any object with ``async reply(turn: Turn) -> Reply``; an optional
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
 import json
-import multiprocessing
 import re
 import shutil
-import subprocess
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -34,10 +27,9 @@ import soundfile as sf
 import soxr
 
 from vkit.errors import ConfigError, got
-from vkit.extras import require
-from vkit.units import float_to_pcm16_bytes, samples_to_ms
+from vkit.speech import OUTPUT_RATE_HZ, Recogniser, Speech, answer
+from vkit.units import samples_to_ms
 
-OUTPUT_RATE_HZ = 24_000
 T = TypeVar("T")
 
 
@@ -98,45 +90,6 @@ def _to_output_rate(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     return soxr.resample(audio, sample_rate_hz, OUTPUT_RATE_HZ).astype(np.float32)
 
 
-class Recogniser:
-    """pocketsphinx speech recognition in a worker process.
-
-    pocketsphinx holds the GIL while it decodes (about 0.3 s per second of speech here), which would freeze
-    a graph sharing this process with an embedded server. An utterance is recognised once: recent results
-    are kept by the audio's hash, so a transcript and an answer of the same audio share one decode.
-    """
-
-    def __init__(self) -> None:
-        require("pocketsphinx", extra="cascade", feature="speech recognition")  # the worker imports it
-        self._worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_load_recogniser)
-        self._worker.submit(_recognise, b"")  # start the worker and load its model now, not at the first turn
-        self._recent: OrderedDict[bytes, Future[str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def transcribe(self, audio: np.ndarray, sample_rate_hz: int) -> str:
-        """The best hypothesis for one utterance (blocking)."""
-        pcm = soxr.resample(audio, sample_rate_hz, 16_000) if sample_rate_hz != 16_000 and audio.size else audio
-        data = float_to_pcm16_bytes(np.asarray(pcm, np.float32))
-        key = hashlib.blake2b(data, digest_size=16).digest()
-        with self._lock:
-            future = self._recent.get(key)
-            if future is None:
-                future = self._recent[key] = self._worker.submit(_recognise, data)
-                while len(self._recent) > _RECENT_UTTERANCES:
-                    self._recent.popitem(last=False)
-        return future.result()
-
-    @property
-    def num_recent(self) -> int:
-        """Utterances whose recognition is kept (one per distinct audio)."""
-        return len(self._recent)
-
-    def close(self) -> None:
-        """End the worker process."""
-        self._worker.shutdown(wait=True, cancel_futures=True)
-
-
 class EchoResponder:
     """Answers with the user's own utterance (no model; deterministic).
 
@@ -168,26 +121,6 @@ class EchoResponder:
             self.recogniser.close()
 
 
-class Speech:
-    """Offline text-to-speech through espeak-ng or flite (Debian packages), run as a subprocess."""
-
-    def __init__(self, engine: str | None = None, voice: str | None = None) -> None:
-        self.engine = engine or ("espeak-ng" if shutil.which("espeak-ng") else "flite" if shutil.which("flite") else "")
-        if not self.engine or not shutil.which(self.engine):
-            raise ConfigError("text-to-speech needs espeak-ng or flite (Debian: apt-get install espeak-ng) "
-                              f"{got(engine)}")
-        self.voice = voice
-
-    def synthesise(self, text: str) -> np.ndarray:
-        if self.engine == "espeak-ng":
-            command = ["espeak-ng", "--stdout", "-s", "170", *(["-v", self.voice] if self.voice else []), text]
-        else:
-            command = ["flite", *(["-voice", self.voice] if self.voice else []), "-t", text, "-o", "/dev/stdout"]
-        wav = subprocess.run(command, check=True, capture_output=True, timeout=30).stdout
-        audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
-        return soxr.resample(audio, rate, OUTPUT_RATE_HZ).astype(np.float32) * 0.7
-
-
 class ScriptedResponder:
     """Answers from a list of replies in turn (cycling): audio arrays at 24 kHz, audio files, or text."""
 
@@ -215,14 +148,6 @@ class ScriptedResponder:
         return reply
 
 
-_RULES = [
-    (r"\b(book|table|reservation)\b", "Your table is booked."),
-    (r"\b(weather|rain|sunny)\b", "Tomorrow looks sunny and mild."),
-    (r"\b(hello|hi|hey)\b", "Hello! How can I help?"),
-    (r"\b(stop|cancel)\b", "Okay, stopping."),
-]
-
-
 class CascadeResponder:
     """A real local cascade: pocketsphinx speech recognition (``Recogniser``), a rule-based reply, espeak-ng."""
 
@@ -235,12 +160,7 @@ class CascadeResponder:
     def transcribe(self, audio: np.ndarray, sample_rate_hz: int) -> str:
         return self.recogniser.transcribe(audio, sample_rate_hz)
 
-    @staticmethod
-    def answer(text: str) -> str:
-        for pattern, reply in _RULES:
-            if re.search(pattern, text):
-                return reply
-        return f"You said: {text}." if text else "Sorry, I did not catch that."
+    answer = staticmethod(answer)
 
     def _run(self, audio: np.ndarray, sample_rate_hz: int, heard: str | None) -> Reply:
         heard = self.transcribe(audio, sample_rate_hz) if heard is None else heard
@@ -359,29 +279,6 @@ def example_arguments(tool: dict[str, Any]) -> dict[str, Any]:
             kind = spec.get("type")
             arguments[name] = empty.get(kind[0] if isinstance(kind, list) else kind)
     return arguments
-
-
-_RECENT_UTTERANCES = 8  # recognitions kept, so a transcript and an answer of the same audio share one
-_recogniser = None  # in the worker process: its pocketsphinx decoder
-
-
-def _load_recogniser() -> None:
-    global _recogniser
-    from pocketsphinx import Decoder
-
-    _recogniser = Decoder(samprate=16_000, loglevel="FATAL")
-
-
-def _recognise(pcm16: bytes) -> str:
-    """In the worker process: the best hypothesis for one utterance of 16 kHz PCM16."""
-    assert _recogniser is not None
-    if not pcm16:
-        return ""
-    _recogniser.start_utt()
-    _recogniser.process_raw(pcm16, full_utt=True)
-    _recogniser.end_utt()
-    hypothesis = _recogniser.hyp()
-    return hypothesis.hypstr if hypothesis is not None else ""
 
 
 RESPONDERS = ("echo", "scripted", "cascade", "tools")

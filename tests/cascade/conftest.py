@@ -1,0 +1,8 @@
+"""Fixtures for the cascade tests: the SDK-model validator is importable as ``sdk_models``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
