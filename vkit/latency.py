@@ -154,8 +154,8 @@ class TurnTable(list):  # type: ignore[type-arg]
                 out[f"{column}_p90"] = float(np.percentile(values, 90))
         return out
 
-    _SHOWN = [("turn", "turn"), ("user_speech_end_ms", "speech end"), ("end_of_turn_delay_ms", "VAD delay"),
-              ("server_first_audio_ms", "server TTFA"), ("first_audio_played_ms", "played at"),
+    _SHOWN = [("turn", "turn"), ("user_speech_end_ms", "speech end"), ("end_of_turn_delay_ms", "end-of-turn detection"),
+              ("server_first_audio_ms", "network + server"), ("first_audio_played_ms", "first audio played"),
               ("voice_to_voice_ms", "voice-to-voice"), ("interrupted", "barge-in")]
 
     _TOOL_SHOWN = [("tool_call_ms", "tool"), ("tool_round_trip_ms", "tool round trip")]
@@ -173,8 +173,8 @@ class TurnTable(list):  # type: ignore[type-arg]
         widths = [max(len(h), *(len(r[i]) for r in lines)) if lines else len(h) for i, h in enumerate(header)]
         out = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
         out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in lines]
-        out.append("(ms on the session clock; VAD delay = end-of-turn detection; server TTFA = first audio "
-                   "received after speech_stopped/commit"
+        out.append("(ms on the session clock; end-of-turn detection = VAD end declared - speech end; network + "
+                   "server = first audio received - speech_stopped/commit"
                    + ("; tool = the tools' run time, tool round trip = call arrived -> answer's first audio"
                       if shown is not self._SHOWN else "") + ")")
         return "\n".join(out)

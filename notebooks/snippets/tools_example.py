@@ -22,6 +22,6 @@ graph = (
     | sinks.VirtualSpeaker()
 )
 session = vkit.run(graph)
-print(session.turns)  # columns: ... tool, tool round trip, played at, voice-to-voice, barge-in
+print(session.turns)  # columns: ... tool, tool round trip, first audio played, voice-to-voice, barge-in
 for line in conversation(session.events):  # what was said, with when its text arrived (ms)
     print(line)

@@ -64,6 +64,7 @@ def test_the_inspector_shows_a_finished_session_and_follows_a_live_one():
     finished = vkit.run(graph, clock="virtual")
     inspector = LatencyInspector(finished)
     assert len(inspector.turns) == 3 and inspector.status == "complete"
+    assert [t["turn"] for t in inspector.turns] == [1, 2, 3] and inspector.turns[0]["user_speech_end_ms"] > 0
     assert {"stage", "processing_p50_us"} <= set(inspector.stages[0])
     assert not inspector.refresh()  # nothing changed: nothing is sent
     assert "voice-to-voice" in repr(inspector)

@@ -67,8 +67,8 @@ class LatencyInspector(anywidget.AnyWidget):
         rows = turns.rows() if hasattr(turns, "rows") else list(turns)
         rows = [{k: _clean(v) for k, v in row.items()} for row in rows]
         stages = getattr(self.session, "stages", None)
-        rows = stage_table(stages) if isinstance(stages, dict) else []
-        table = [{k: _clean(v) for k, v in row.items()} for row in rows]
+        stage_rows = stage_table(stages) if isinstance(stages, dict) else []
+        table = [{k: _clean(v) for k, v in row.items()} for row in stage_rows]
         status = str(getattr(self.session, "status", "loaded"))
         changed = rows != self.turns or status != self.status or len(table) != len(self.stages)
         if changed or self._stages_moved(table):
