@@ -185,6 +185,10 @@ class ServerSession:
         """One client frame, received at ``now_ns``. Every problem is answered with an error event."""
         if self.close_code is not None:
             return
+        if isinstance(text, bytes):  # the Realtime API speaks JSON in text frames only
+            self._error("invalid_event", "Binary frames are not supported: send each event as a JSON text frame "
+                        f"(got a binary frame of {len(text)} bytes).")
+            return
         try:
             event = self.protocol.receive(text)
         except ClientEventError as error:
