@@ -42,7 +42,9 @@ class LocalServer:
     timestamp of the server (a ``VirtualClock`` runs whole sessions with no real waiting); by default a
     ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
     answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
-    ``close_timeout_s`` (real time: they watch the network, not the session).
+    ``close_timeout_s`` (real time: they watch the network, not the session). A session with no client
+    event and no response under way for ``idle_reap_s`` (on ``clock``) gets a ``session_idle`` error and
+    is closed, freeing its slot.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, responder: str | Responder = "echo",
@@ -50,7 +52,7 @@ class LocalServer:
                  output_pace: float = 2.0, chunk_ms: int = 40, seed: int = 0, max_sessions: int = 100,
                  max_session_s: float = 3600.0, max_message_bytes: int = 16 * 1024 * 1024,
                  max_input_buffer_s: float = 600.0, max_retained_audio_s: float = 600.0,
-                 tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
+                 idle_reap_s: float | None = 600.0, tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
                  ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False) -> None:
         if output_pace < 0:
@@ -63,7 +65,7 @@ class LocalServer:
                                      if isinstance(responder, str) else responder)
         self._owns_responder = isinstance(responder, str)
         self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, chunk_ms, max_session_s,
-                                     max_input_buffer_s, max_retained_audio_s)
+                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s)
         self.clock = clock
         self.max_sessions = max_sessions
         self.max_message_bytes = max_message_bytes

@@ -66,7 +66,7 @@ class Connection:
         async with self._core:
             close_code, deadline = self.session.close_code, self.session.next_deadline_ns()
         if close_code is not None:
-            await self.websocket.close(close_code, "session expired")
+            await self.websocket.close(close_code, self.session.close_reason)
             return
         self._arm(deadline)
 
