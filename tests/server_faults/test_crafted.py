@@ -27,6 +27,7 @@ CRAFTED: dict[str, str | bytes] = {
     "a number": "42",
     "a string": '"input_audio_buffer.commit"',
     "null": "null",
+    "session null": json.dumps({"type": "session.update", "session": None}),
     "invalid UTF-8": b'{"type": "session.update", "x": "\xff\xfe"}',
     "binary JSON": json.dumps({"type": "input_audio_buffer.clear"}).encode(),
     "unknown type": json.dumps({"type": "session.explode"}),

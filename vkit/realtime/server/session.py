@@ -368,6 +368,9 @@ class ServerSession:
             schema.check(schema.BETA_SESSION, update, "session")
             update = from_beta(update)
         else:
+            if not isinstance(update, dict):
+                raise schema.Invalid("invalid_type", "session", "Invalid type for 'session': expected an object, but "
+                                     f"got {'null' if update is None else type(update).__name__} instead.")
             kind = update.get("type")
             if kind is None:
                 raise schema.Invalid("missing_required_parameter", "session.type",
