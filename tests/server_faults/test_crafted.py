@@ -69,3 +69,17 @@ def test_a_crafted_event_gets_an_error_and_a_log_line_and_the_session_lives(name
     assert sum(e["type"] == "error" for e in events) == 1
     assert any("error" in r.getMessage() or "refused" in r.getMessage() for r in caplog.records
                if r.levelno >= logging.INFO and r.name.startswith("vkit.realtime.server"))
+
+
+def test_a_frame_over_the_size_limit_gets_an_error_and_the_session_lives():
+    async def main():
+        async with LocalServer(output_pace=0, max_message_bytes=100_000) as server, RawClient(server.url) as client:
+            await client.send(type="session.update", session={"type": "realtime", "output_modalities": ["text"]})
+            await client.wait_for("session.updated")
+            await client.send(type="response.create", response={"instructions": "a" * 150_000})
+            (error,) = await client.wait_for("error")
+            await _turn(client)
+            return error
+
+    error = asyncio.run(main())
+    assert error["error"]["code"] == "message_too_large" and "(got 150061)" in error["error"]["message"]

@@ -109,7 +109,7 @@ class LocalServer:
         if self.clock is None:
             self.clock = SessionClock()
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
-                                   select_subprotocol=_select_subprotocol, max_size=self.max_message_bytes,
+                                   select_subprotocol=_select_subprotocol, max_size=2 * self.max_message_bytes,
                                    compression=None, ping_interval=self.ping_interval_s,
                                    ping_timeout=self.ping_timeout_s, close_timeout=self.close_timeout_s)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -151,7 +151,7 @@ class LocalServer:
         session = ServerSession(self.options, dialect="beta" if beta else "ga", model=query.get("model", "gpt-realtime"),
                                 now_ns=self.clock.now_ns(), unix_s=self.clock.unix_s(),
                                 transcription=query.get("intent") == "transcription")
-        connection = Connection(websocket, session, self.responder, self.clock)
+        connection = Connection(websocket, session, self.responder, self.clock, self.max_message_bytes)
         self.connections.add(connection)
         try:
             await connection.run()

@@ -214,6 +214,11 @@ class ServerSession:
             self._error("server_error", f"The server had an error while processing your request: "
                         f"{type(exc).__name__}.", event_id=event.event_id, error_type="server_error")
 
+    def refuse_frame(self, num_bytes: int, limit_bytes: int) -> None:
+        """A frame the I/O layer would not parse (over its size limit): an error event, the session lives."""
+        self._error("message_too_large", f"The message is too large: the limit is {limit_bytes} bytes "
+                    f"(got {num_bytes}).")
+
     def events_to_send(self) -> list[str]:
         """The server text produced since the last call, in order."""
         out, self._out = self._out, []
