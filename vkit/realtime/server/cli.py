@@ -33,6 +33,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, default=100)
     serve.add_argument("--max-session-s", type=float, default=3600.0)
     serve.add_argument("--max-input-buffer-s", type=float, default=600.0, help="uncommitted input audio kept")
+    serve.add_argument("--idle-reap-s", type=float, default=600.0,
+                       help="close a session with no client event and no response for this long (0: never)")
     return serve
 
 
@@ -41,6 +43,7 @@ def run_serve(args: argparse.Namespace) -> int:
                          response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
                          chunk_ms=args.chunk_ms, seed=args.seed, max_sessions=args.max_sessions,
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
+                         idle_reap_s=args.idle_reap_s or None,
                          tool_rules=args.tool_rule, transcribe=args.transcribe)
 
     async def main() -> None:
