@@ -232,8 +232,10 @@ def test_transcripts_message_size_limit_and_the_cascade_responder(speech_24k):
                 events = client.events
             async with RawClient(server.url) as big:
                 await big.send_raw('{"type":"input_audio_buffer.append","audio":"' + "A" * 300_000 + '"}')
+                (refused,) = await big.wait_for("error")  # over the limit: refused, the session lives
+                await big.send_raw('{"type":"input_audio_buffer.append","audio":"' + "A" * 500_000 + '"}')
                 await asyncio.sleep(0.5)
-                return events, big.ws.close_code
+                return events, (refused["error"]["code"], big.ws.close_code)
 
     events, close_code = run(main())
     heard = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed")
@@ -241,7 +243,7 @@ def test_transcripts_message_size_limit_and_the_cascade_responder(speech_24k):
     said = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
     assert said["transcript"] == "Your table is booked."
     assert sum(len(e["delta"]) for e in events if e["type"] == "response.output_audio.delta") > 24_000
-    assert close_code == 1009  # message too big: closed by the server, which keeps running
+    assert close_code == ("message_too_large", 1009)  # past twice the limit, websockets closes: 1009
     validate_strictly(events, "ga")
 
 

@@ -43,7 +43,9 @@ class LocalServer:
     timestamp of the server (a ``VirtualClock`` runs whole sessions with no real waiting); by default a
     ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
     answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
-    ``close_timeout_s`` (real time: they watch the network, not the session).
+    ``close_timeout_s`` (real time: they watch the network, not the session). A session with no client
+    event and no response under way for ``idle_reap_s`` (on ``clock``) gets a ``session_idle`` error and
+    is closed, freeing its slot.
     ``cascade``: also serve ``/v1/responses`` and ``/v1/audio/speech`` (``vkit.responses.local_server.CascadeServer``
     options, e.g. ``{"port": 8766, "tls": True}``), reachable as ``.cascade``.
     """
@@ -53,7 +55,7 @@ class LocalServer:
                  output_pace: float = 2.0, chunk_ms: int = 40, seed: int = 0, max_sessions: int = 100,
                  max_session_s: float = 3600.0, max_message_bytes: int = 16 * 1024 * 1024,
                  max_input_buffer_s: float = 600.0, max_retained_audio_s: float = 600.0,
-                 tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
+                 idle_reap_s: float | None = 600.0, tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
                  ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False,
                  cascade: dict[str, Any] | None = None) -> None:
@@ -67,7 +69,7 @@ class LocalServer:
                                      if isinstance(responder, str) else responder)
         self._owns_responder = isinstance(responder, str)
         self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, chunk_ms, max_session_s,
-                                     max_input_buffer_s, max_retained_audio_s)
+                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s)
         self.clock = clock
         self.max_sessions = max_sessions
         self.max_message_bytes = max_message_bytes
@@ -114,7 +116,7 @@ class LocalServer:
         if self.clock is None:
             self.clock = SessionClock()
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
-                                   select_subprotocol=_select_subprotocol, max_size=self.max_message_bytes,
+                                   select_subprotocol=_select_subprotocol, max_size=2 * self.max_message_bytes,
                                    compression=None, ping_interval=self.ping_interval_s,
                                    ping_timeout=self.ping_timeout_s, close_timeout=self.close_timeout_s)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -163,7 +165,7 @@ class LocalServer:
         session = ServerSession(self.options, dialect="beta" if beta else "ga", model=query.get("model", "gpt-realtime"),
                                 now_ns=self.clock.now_ns(), unix_s=self.clock.unix_s(),
                                 transcription=query.get("intent") == "transcription")
-        connection = Connection(websocket, session, self.responder, self.clock)
+        connection = Connection(websocket, session, self.responder, self.clock, self.max_message_bytes)
         self.connections.add(connection)
         try:
             await connection.run()

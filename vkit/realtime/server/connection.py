@@ -25,13 +25,17 @@ class Connection:
     Every wait goes through ``clock``: on a ``VirtualClock`` a whole session runs with no real waiting, and
     blocking work (a recogniser, a TTS, a frame over ``OFF_LOOP_BYTES``) is marked ``clock.busy()`` so time
     does not pass while it runs. ``_core`` serialises every call into the session, whichever task makes it.
+    A frame over ``max_message_bytes`` is refused with an error event (the session lives); websockets itself
+    closes with 1009 beyond twice that, so an endless frame cannot take the server's memory.
     """
 
-    def __init__(self, websocket: Any, session: ServerSession, responder: Responder, clock: SessionClock) -> None:
+    def __init__(self, websocket: Any, session: ServerSession, responder: Responder, clock: SessionClock,
+                 max_message_bytes: int | None = None) -> None:
         self.websocket = websocket
         self.session = session
         self.responder = responder
         self.clock = clock
+        self.max_message_bytes = max_message_bytes
         self._send_lock = asyncio.Lock()
         self._core = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -43,7 +47,9 @@ class Connection:
             await self._pump()
             async for message in self.websocket:
                 async with self._core:
-                    if len(message) >= OFF_LOOP_BYTES:
+                    if self.max_message_bytes is not None and len(message) > self.max_message_bytes:
+                        self.session.refuse_frame(len(message), self.max_message_bytes)
+                    elif len(message) >= OFF_LOOP_BYTES:
                         await self.run_blocking(self.session.receive_text, message, self.clock.now_ns())
                     else:
                         self.session.receive_text(message, self.clock.now_ns())
@@ -66,7 +72,7 @@ class Connection:
         async with self._core:
             close_code, deadline = self.session.close_code, self.session.next_deadline_ns()
         if close_code is not None:
-            await self.websocket.close(close_code, "session expired")
+            await self.websocket.close(close_code, self.session.close_reason)
             return
         self._arm(deadline)
 

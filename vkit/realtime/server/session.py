@@ -58,7 +58,9 @@ class ServerOptions:
     ``chunk_ms``: audio per output delta; ``max_session_s``: the session's length before
     ``session_expired``; ``max_input_buffer_s``: uncommitted input audio kept (beyond it, an append is
     refused with an error); ``max_retained_audio_s``: conversation audio kept for retrieve and truncate
-    (the oldest items' audio is dropped beyond it, their metadata stays).
+    (the oldest items' audio is dropped beyond it, their metadata stays); ``idle_reap_s``: a session with
+    no client event and no response under way for this long is ended (``session_idle`` error, close 1000),
+    so frozen or forgotten peers give back their slot (None: never).
     """
 
     delay: DelayModel = field(default_factory=DelayModel)
@@ -67,6 +69,7 @@ class ServerOptions:
     max_session_s: float = 3600.0
     max_input_buffer_s: float = 600.0
     max_retained_audio_s: float = 600.0
+    idle_reap_s: float | None = 600.0
 
 
 @dataclass
@@ -164,6 +167,8 @@ class ServerSession:
         self.records: list[ResponseRecord] = []
         self.num_errors = 0
         self.close_code: int | None = None  # set when the session must end: close the socket with it
+        self.close_reason = ""
+        self._last_client_ns = now_ns
         self._out: list[str] = []
         self._work: list[ReplyWork | TranscriptionWork] = []
         self._expires_ns = now_ns + s_to_ns(options.max_session_s)
@@ -185,6 +190,11 @@ class ServerSession:
         """One client frame, received at ``now_ns``. Every problem is answered with an error event."""
         if self.close_code is not None:
             return
+        self._last_client_ns = max(self._last_client_ns, now_ns)
+        if isinstance(text, bytes):  # the Realtime API speaks JSON in text frames only
+            self._error("invalid_event", "Binary frames are not supported: send each event as a JSON text frame "
+                        f"(got a binary frame of {len(text)} bytes).")
+            return
         try:
             event = self.protocol.receive(text)
         except ClientEventError as error:
@@ -204,6 +214,11 @@ class ServerSession:
             self._error("server_error", f"The server had an error while processing your request: "
                         f"{type(exc).__name__}.", event_id=event.event_id, error_type="server_error")
 
+    def refuse_frame(self, num_bytes: int, limit_bytes: int) -> None:
+        """A frame the I/O layer would not parse (over its size limit): an error event, the session lives."""
+        self._error("message_too_large", f"The message is too large: the limit is {limit_bytes} bytes "
+                    f"(got {num_bytes}).")
+
     def events_to_send(self) -> list[str]:
         """The server text produced since the last call, in order."""
         out, self._out = self._out, []
@@ -219,6 +234,9 @@ class ServerSession:
         if self.close_code is not None:
             return None
         times = [self._expires_ns]
+        reap = self._reap_deadline_ns()
+        if reap is not None:
+            times.append(reap)
         idle = self._idle_deadline_ns()
         if idle is not None:
             times.append(idle)
@@ -232,7 +250,14 @@ class ServerSession:
         if now_ns >= self._expires_ns:
             minutes = self.options.max_session_s / 60
             self._error("session_expired", f"Your session hit the maximum duration of {minutes:g} minutes.")
-            self.close_code = 1000
+            self._close(1000, "session expired")
+            return
+        reap = self._reap_deadline_ns()
+        if reap is not None and now_ns >= reap:
+            idle_s = self.options.idle_reap_s
+            self._error("session_idle", f"The session was closed after {idle_s:g} s with no client event and no "
+                        "response in progress.")
+            self._close(1000, "session idle")
             return
         idle = self._idle_deadline_ns()
         if idle is not None and now_ns >= idle:
@@ -348,6 +373,9 @@ class ServerSession:
             schema.check(schema.BETA_SESSION, update, "session")
             update = from_beta(update)
         else:
+            if not isinstance(update, dict):
+                raise schema.Invalid("invalid_type", "session", "Invalid type for 'session': expected an object, but "
+                                     f"got {'null' if update is None else type(update).__name__} instead.")
             kind = update.get("type")
             if kind is None:
                 raise schema.Invalid("missing_required_parameter", "session.type",
@@ -465,6 +493,17 @@ class ServerSession:
     def _on_output_audio_buffer_clear(self, event: Any, now_ns: int) -> None:
         raise schema.Invalid("invalid_value", "type", "output_audio_buffer.clear is only supported for WebRTC and "
                              "SIP connections.")
+
+    def _reap_deadline_ns(self) -> int | None:
+        """When the session is reaped for want of client traffic (never while a response is under way)."""
+        if self.options.idle_reap_s is None or self.responses:
+            return None
+        return self._last_client_ns + s_to_ns(self.options.idle_reap_s)
+
+    def _close(self, code: int, reason: str) -> None:
+        """End the session: the I/O layer sends what is queued (the error first), then closes with ``code``."""
+        log.info("closing the session (%d, %s)", code, reason)
+        self.close_code, self.close_reason = code, reason
 
     def _idle_deadline_ns(self) -> int | None:
         detection = turn_detection(self.session)
