@@ -72,8 +72,4 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f"vkit.{name}")
         globals()[name] = module
         return module
-    if name in ("sweep", "batch"):
-        from vkit import scale
-
-        return getattr(scale, name)
     raise AttributeError(f"module 'vkit' has no attribute {name!r}")

@@ -49,13 +49,15 @@ class RunInput:
 
     def source(self, **options: Any) -> Any:
         """The source that plays this input (fast pacing unless told otherwise)."""
-        from vkit import sources
+        from vkit.recording.replay import Replay
+        from vkit.sources import Array, File
 
         if self.kind == "array":
-            return sources.Array(self.samples, self.sample_rate_hz, **options)
+            assert self.samples is not None and self.sample_rate_hz is not None
+            return Array(self.samples, self.sample_rate_hz, **options)
         if self.kind == "recording":
-            return sources.Replay(self.path, **options)
-        return sources.File(self.path, **options)
+            return Replay(str(self.path), **options)
+        return File(str(self.path), **options)
 
     def content_hash(self) -> str:
         digest = hashlib.sha256()
@@ -136,14 +138,14 @@ def summarize(session: Any) -> dict[str, Any]:
 def run_one(make_graph: Callable[..., Any], item: RunInput, params: dict[str, Any], seed: int,
             record_dir: str | None) -> dict[str, Any]:
     """Build and run one item; never raises (an error comes back in the summary)."""
-    import vkit
+    from vkit.runtime import run
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
     try:
         graph = _fast(make_graph(item, **params))
         record = None if record_dir is None else str(Path(record_dir) / f"{item.name}-{seed}")
-        session = vkit.run(graph, clock="virtual", ground_truth=item.segments_ms, record=record)
+        session = run(graph, clock="virtual", ground_truth=item.segments_ms, record=record)
         return {"error": None, **summarize(session)}  # becomes `session` once a Session pickles
     except Exception as exc:  # noqa: BLE001 - collected per item, never aborting the sweep
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
@@ -158,10 +160,17 @@ def _cache_dir(cache: str | Path | bool | None) -> Path | None:
     return Path(cache)
 
 
-def _key(graph_description: Any, params: dict[str, Any], input_hash: str) -> str:
-    import vkit
+def _vkit_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    text = json.dumps([graph_description, params, input_hash, vkit.__version__], sort_keys=True, default=repr)
+    try:
+        return version("vkit")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def _key(graph_description: Any, params: dict[str, Any], input_hash: str) -> str:
+    text = json.dumps([graph_description, params, input_hash, _vkit_version()], sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
