@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     inspect = commands.add_parser("inspect", help="summary and turn table of a recorded session")
     inspect.add_argument("path", type=Path)
 
+    load = commands.add_parser("loadtest", help="N concurrent simulated callers against a Realtime endpoint")
+    load.add_argument("url", nargs="?", default=None, help="ws(s) URL (default: the embedded local server)")
+    load.add_argument("--callers", type=int, default=10)
+    load.add_argument("--ramp-s", type=float, default=1.0)
+    load.add_argument("--duration-s", type=float, default=10.0)
+
     from vkit.realtime.server.cli import add_serve_parser
 
     add_serve_parser(commands)
@@ -41,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         except vkit.RecordingError as exc:
             print(f"vkit inspect: {exc}", file=sys.stderr)
             return 2
+        return 0
+    if args.command == "loadtest":
+        from vkit.scale.loadtest import loadtest
+
+        print(loadtest(args.url, num_callers=args.callers, ramp_s=args.ramp_s, duration_s=args.duration_s).to_text())
         return 0
     from vkit.realtime.server.cli import run_serve
 

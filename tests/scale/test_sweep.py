@@ -1,0 +1,68 @@
+"""Sweeps: the same table on every executor, a re-run computes only what changed, failures collected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vkit
+import vkit.scale
+from vkit import filters, sinks
+from vkit.data import sample_path
+from vkit.scale import RunInput
+
+
+def make_graph(item: RunInput, threshold: float = 0.5, min_silence_ms: int = 300):
+    if threshold > 1:
+        raise ValueError("threshold above 1")
+    return item.source(pace="realtime") | filters.VAD("silero", threshold=threshold, min_silence_ms=min_silence_ms) \
+        | sinks.Null()
+
+
+def test_same_table_inline_and_local_and_rerun_computes_only_new_items(tmp_path: Path):
+    inputs = [sample_path("two_turns.wav")]
+    grid = {"threshold": [0.3, 0.6]}
+    inline = vkit.scale.sweep(make_graph, grid, inputs=inputs, executor="inline", cache=tmp_path / "a", progress=False)
+    local = vkit.scale.sweep(make_graph, grid, inputs=inputs, executor="local", cache=False, num_workers=2, progress=False)
+    assert inline.num_executed == 2 and len(inline.table) >= 4
+    assert inline.table.equals(local.table) and inline.metrics.equals(local.metrics)
+    assert set(inline.metrics["f1"]) and inline.metrics["f1"].min() > 0.5
+    again = vkit.scale.sweep(make_graph, {"threshold": [0.3, 0.7]}, inputs=inputs, executor="inline", cache=tmp_path / "a",
+                       progress=False)
+    assert again.num_executed == 1
+    assert again.table[again.table.threshold == 0.3].reset_index(drop=True).equals(
+        inline.table[inline.table.threshold == 0.3].reset_index(drop=True))
+
+
+def test_failures_are_collected_and_arrays_are_inputs(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    noise = (0.01 * rng.standard_normal(16_000)).astype(np.float32)
+    result = vkit.scale.sweep(make_graph, {"threshold": [0.5, 2.0]}, inputs=[(noise, 16_000)], executor="inline",
+                        cache=False, progress=False)
+    assert len(result.failures) == 1 and "threshold above 1" in result.failures.loc[0, "error"]
+    assert result.failures.loc[0, "threshold"] == 2.0
+    assert len(result.metrics) == 1 and result.metrics.loc[0, "status"] == "complete"
+
+
+def test_batch_records_each_run(tmp_path: Path):
+    result = vkit.scale.batch(lambda item: make_graph(item), [sample_path("two_turns.wav")], executor="inline",
+                        record_dir=tmp_path, progress=False)
+    assert len(result.metrics) == 1 and list(tmp_path.iterdir())
+    assert vkit.load_session(next(tmp_path.iterdir())).turns is not None
+
+
+def test_unknown_executor_is_a_config_error():
+    with pytest.raises(vkit.ConfigError, match="executor"):
+        vkit.scale.sweep(make_graph, {}, inputs=[sample_path("two_turns.wav")], executor="ray", cache=False, progress=False)
+
+
+def test_dask_local_cluster_gives_the_same_table():
+    distributed = pytest.importorskip("distributed")
+    inputs, grid = [sample_path("two_turns.wav")], {"threshold": [0.3, 0.6]}
+    inline = vkit.scale.sweep(make_graph, grid, inputs=inputs, executor="inline", cache=False, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        on_dask = vkit.scale.sweep(make_graph, grid, inputs=inputs, executor=client, cache=False, progress=False)
+    assert on_dask.num_executed == 2 and on_dask.table.equals(inline.table) and on_dask.metrics.equals(inline.metrics)
