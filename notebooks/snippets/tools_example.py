@@ -1,11 +1,12 @@
 # A Realtime turn that calls a Python tool: the turn table shows the tool's own run time ("tool") and
 # what the round trip added before the answer's first audio ("tool round trip").
-# Needs a server that makes function calls: OpenAI (url="openai", OPENAI_API_KEY set), or the local
-# server's tools responder once it lands (server={"responder": "tools"}).
+# Runs offline against the local server's tools responder; with url="openai" (OPENAI_API_KEY set) the same
+# graph asks OpenAI. Run it as `python notebooks/snippets/tools_example.py`.
 import asyncio
 
 import vkit
 from vkit import filters, sinks, sources
+from vkit.data import sample_path
 from vkit.realtime import Realtime, conversation
 
 
@@ -16,12 +17,12 @@ async def get_weather(city: str = "Paris") -> dict:
 
 
 graph = (
-    sources.File("data/two_turns.wav", pace="realtime")
+    sources.File(sample_path("two_turns.wav"), pace="realtime")
     | filters.Resample(sample_rate_hz=24_000)
     | Realtime(tools=[get_weather], tool_choice="required", server={"responder": "tools", "output_pace": 1.0})
     | sinks.VirtualSpeaker()
 )
-session = vkit.run(graph)
+session = vkit.run(graph)  # real time: on clock="virtual" a tool is work the clock waits for, so it takes 0 ms
 print(session.turns)  # columns: ... tool, tool round trip, first audio played, voice-to-voice, barge-in
 for line in conversation(session.events):  # what was said, with when its text arrived (ms)
     print(line)

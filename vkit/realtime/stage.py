@@ -253,7 +253,7 @@ class _Session:
         self.num_dropped_samples = 0
         self.sending_since: float | None = None
         self.abort_reason: str | None = None  # set when vkit itself cut the connection, and why
-        self.tools = ToolDispatcher(stage.tools, self.send, ctx.publish, ctx.clock.now_ns) if stage.tools else None
+        self.tools = ToolDispatcher(stage.tools, self.send, ctx.publish, ctx.clock) if stage.tools else None
 
     # -- connection ---------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from vkit.clock import SessionClock
 from vkit.errors import ConfigError, got
 from vkit.frames import Event, ToolCall
 from vkit.realtime import events as ev
@@ -239,17 +240,18 @@ class _Call:
 class ToolDispatcher:
     """Runs the calls a server's responses make, for one Realtime session.
 
-    ``send`` sends a client event; ``publish`` puts an event on the session record; ``now_ns`` reads the
-    session clock. Feed it every server event with ``on_event``; ``busy`` is true while a call runs or its
+    ``send`` sends a client event; ``publish`` puts an event on the session record; ``clock`` is the
+    session clock (a tool runs as ``clock.busy()`` work: a virtual clock waits for it, real I/O included). Feed it every server event with ``on_event``; ``busy`` is true while a call runs or its
     follow-up response has not been created yet (the stage does not close then).
     """
 
     def __init__(self, tools: Sequence[Tool], send: Callable[[ev.ClientEvent], Awaitable[None]],
-                 publish: Callable[[Event], Any], now_ns: Callable[[], int]) -> None:
+                 publish: Callable[[Event], Any], clock: SessionClock) -> None:
         self.tools = {t.name: t for t in tools}
         self._send = send
         self._publish = publish
-        self._now_ns = now_ns
+        self._clock = clock
+        self._now_ns = clock.now_ns
         self.calls: dict[str, _Call] = {}  # by call_id
         self._responses_done: dict[str, str] = {}  # response_id -> status
         self._followups_sent: set[str] = set()
@@ -297,7 +299,8 @@ class ToolDispatcher:
         try:
             if tool_ is None:
                 raise LookupError(f"no tool named {call.name!r} (declared: {', '.join(self.tools) or 'none'})")
-            output = await tool_.call(arguments)
+            with self._clock.busy():
+                output = await tool_.call(arguments)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a tool's failure is the model's to read, not the session's
