@@ -200,8 +200,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def compute_turns(events: Iterable[Event], *, ground_truth_segments_ms: Sequence[tuple[float, float]] | None = None,
-                  stage_latencies_ms: dict[str, float] | None = None) -> TurnTable:
+def compute_turns(events: Iterable[Event], *,
+                  ground_truth_segments_ms: Sequence[tuple[float, float]] | None = None) -> TurnTable:
     """Build the latency table from a session's events (any order; sorted by time here)."""
     ordered = sorted(events, key=lambda e: e.t_ns)
     turns: list[Turn] = []

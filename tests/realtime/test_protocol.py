@@ -132,3 +132,18 @@ def test_a_client_and_server_pair_without_sockets(dialect):
     validate_with_sdk([json.loads(t) for t in sent_by_server], dialect)
     if dialect == "beta":
         assert json.loads(sent_by_server[-2])["type"] == "response.audio.delta"
+
+
+def test_the_connection_state_follows_its_transitions():
+    import json
+
+    from vkit.realtime.protocol import ClientProtocol, ClientState
+
+    protocol = ClientProtocol("ga")
+    created = json.dumps({"type": "session.created", "event_id": "e1", "session": {"type": "realtime"}})
+    protocol.receive(created)
+    assert protocol.state == ClientState.OPEN
+    protocol.close()
+    late = protocol.receive(created)  # a server speaking after the close: skipped as a bad event, not obeyed
+    assert protocol.state == ClientState.CLOSED and late.wire_type == "session.created"
+    assert "cannot go from closed to open" in late.reason

@@ -108,8 +108,14 @@ class ClientProtocol:
         return f"event_vkit_{next(self._ids)}"
 
     def close(self) -> None:
-        self.state = ClientState.CLOSED
+        self._move(ClientState.CLOSED)
         self.active_response = None
+
+    def _move(self, state: str) -> None:
+        """Change state along ``ClientState.TRANSITIONS`` (staying put is allowed)."""
+        if state != self.state and state not in ClientState.TRANSITIONS[self.state]:
+            raise RemoteProtocolError(f"the connection cannot go from {self.state} to {state} {got(state)}")
+        self.state = state
 
     # -- receiving ----------------------------------------------------------------------------------
 
@@ -124,14 +130,15 @@ class ClientProtocol:
         if handler is not None:
             try:
                 handler(event)
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                error = RemoteProtocolError(f"{event.type} has malformed fields ({exc}) {got(event.to_dict())}")
+            except (TypeError, ValueError, KeyError, AttributeError, RemoteProtocolError) as exc:
+                error = RemoteProtocolError(f"{event.type} has malformed fields or comes out of order ({exc}) "
+                                            f"{got(event.to_dict())}")
                 self.remote_errors.append(error)
                 return InvalidEvent(wire_type=event.type, reason=str(error))
         return event
 
     def _on_session_created(self, event: ev.ServerEvent) -> None:
-        self.state = ClientState.OPEN
+        self._move(ClientState.OPEN)
         self._take_session(event.session)  # type: ignore[attr-defined]
 
     def _on_session_updated(self, event: ev.ServerEvent) -> None:
