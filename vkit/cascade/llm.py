@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
-from vkit.cascade.tools import call_tool, function_tool
 from vkit.errors import ConfigError, RemoteProtocolError, got
 from vkit.frames import LlmDone, LlmRequest, LlmText, SttTranscript
 from vkit.graph import Pipe
+from vkit.realtime.tools import Tool, as_tool
 from vkit.responses.protocol import ResponseCompleted, ResponseError, ResponsesClient, TextDelta, tool_outputs
 from vkit.responses.transport import ResponsesTransport, Transport
 from vkit.units import ns_to_ms
@@ -37,7 +37,7 @@ class LLM(Pipe):
     accepts = (SttTranscript,)
 
     def __init__(self, url: str | None = None, *, transport: Transport = "websocket", model: str = "gpt-4.1-mini",
-                 instructions: str | None = None, tools: Sequence[Callable[..., Any]] = (), api_key: str | None = None,
+                 instructions: str | None = None, tools: Sequence[Tool | Callable[..., Any]] = (), api_key: str | None = None,
                  server: dict[str, Any] | None = None, keepalive_s: float = 5.0, timeout_s: float = 30.0,
                  warm_up: bool = False) -> None:
         if transport not in ("websocket", "http"):
@@ -50,7 +50,7 @@ class LLM(Pipe):
         self.transport = transport
         self.model = model
         self.instructions = instructions
-        self.tools = {fn.__name__: fn for fn in tools}
+        self.tools = {t.name: t for t in (as_tool(x) for x in tools)}
         self._api_key = api_key
         self.server = dict(server or {})
         self.keepalive_s = keepalive_s
@@ -88,7 +88,7 @@ class LLM(Pipe):
             stack.push_async_callback(transport.aclose)
             await transport.connect()  # WebSocket mode: the socket is opened before the first turn
             client = ResponsesClient(self.model, instructions=self.instructions,
-                                     tools=[function_tool(fn) for fn in self.tools.values()])
+                                     tools=[{**t.declaration(), "strict": False} for t in self.tools.values()])
             if self.warm_up:
                 body = client.request([], transport=self.transport, generate=False)
                 async for event in transport.send(body, client.websocket_message(body)):
@@ -97,6 +97,15 @@ class LLM(Pipe):
             async for item in ctx:
                 if isinstance(item, SttTranscript) and item.final and item.text.strip():
                     await self._turn(ctx, client, transport, item)
+
+    async def _call(self, ctx: Any, name: str, arguments: str) -> str:
+        """Run the tool the model called (``vkit.realtime.tools``: schemas from type hints, sync or async),
+        as work the session clock waits for."""
+        tool = self.tools.get(name)
+        if tool is None:
+            raise ConfigError(f"the model called a tool that was not given {got(name)}")
+        with ctx.clock.busy():
+            return await tool.call(arguments)
 
     async def _turn(self, ctx: Any, client: ResponsesClient, transport: ResponsesTransport, said: SttTranscript) -> None:
         anchor = said.speech_end_t_ns
@@ -126,7 +135,8 @@ class LLM(Pipe):
             text += completed.text
             if not completed.tool_calls:
                 break
-            items = tool_outputs(completed.tool_calls, lambda c: call_tool(self.tools, c.name, c.arguments))
+            outputs = {c.call_id: await self._call(ctx, c.name, c.arguments) for c in completed.tool_calls}
+            items = tool_outputs(completed.tool_calls, lambda c, done=outputs: done[c.call_id])
         assert completed is not None
         await ctx.emit(LlmDone(t_ns=ctx.clock.now_ns(), text=text, response_id=completed.response_id,
                                status=completed.status, usage=usage, connection_setup_ms=ns_to_ms(setup_ns),
