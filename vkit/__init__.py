@@ -2,7 +2,8 @@
 
 Wire sources, filters, a Realtime WebSocket stage and sinks into a graph with ``|``; run it with
 ``vkit.run(graph)`` (scripts and notebooks), ``await vkit.arun(graph)`` or ``graph.start()``; every
-session can be recorded and loaded back for analysis.
+session can be recorded and loaded back for analysis; ``vkit.sweep`` and ``vkit.batch`` run one graph per
+(input, parameter set) on this process, a process pool or Dask.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from vkit.launch import arun, run, start
 from vkit.plan import GraphPlan, GraphWarning
 from vkit.recording import load_session
 from vkit.runtime import Handle, StageContext
+from vkit.scale import batch, sweep
 from vkit.session import Session, SessionRecord
 from vkit.stage import StreamFormat
 
@@ -50,7 +52,7 @@ if "ipykernel" in sys.modules:  # in a notebook, a Handle displays as its live i
 
 __all__ = [
     "__version__",
-    "run", "arun", "start", "Handle", "Session", "SessionRecord", "StageContext", "load_session",
+    "run", "arun", "start", "sweep", "batch", "Handle", "Session", "SessionRecord", "StageContext", "load_session",
     "Graph", "Chain", "chain", "tee", "merge", "mix", "buffer", "stage", "StreamFormat", "GraphPlan", "GraphWarning",
     "AudioFrame", "Event", "SpeechStarted", "SpeechStopped", "VadScore", "Marker", "ProtocolEvent", "Playout",
     "SessionClock", "VirtualClock",

@@ -86,7 +86,7 @@ def test_no_import_cycle_and_no_private_name_across_modules() -> None:
 
 @pytest.mark.parametrize("package", ["vkit", "vkit.sources", "vkit.filters", "vkit.sinks", "vkit.realtime",
                                      "vkit.recording", "vkit.stage", "vkit.graph", "vkit.plan", "vkit.units",
-                                     "vkit.session", "vkit.runtime"])
+                                     "vkit.session", "vkit.runtime", "vkit.scale"])
 def test_every_exported_name_exists(package: str) -> None:
     module = importlib.import_module(package)
     exported = getattr(module, "__all__", None)

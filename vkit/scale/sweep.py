@@ -1,9 +1,10 @@
 """``vkit.sweep`` and ``vkit.batch``: one run per (input, parameter set), cached, failures collected.
 
-Each item runs in a worker (see ``executors``) on the virtual clock with fast pacing and returns a
-picklable summary of its session (turn rows, speech segments, status, stage counters). Results are cached
-on disk by (graph description, parameters, input content hash, vkit version), so a re-run computes only
-what changed, and the output is sorted, so every executor gives the same table.
+Each item runs in a worker (see ``executors``) on the virtual clock with fast pacing (a graph with a
+network endpoint: on the system clock, a bounded number at once) and returns a picklable summary of its
+session (turn rows, speech segments, status, stage counters). Results are cached on disk by (graph
+description, parameters, input content hash, vkit version), so a re-run computes only what changed, and
+the output is sorted, so every executor gives the same table.
 """
 
 from __future__ import annotations
@@ -105,23 +106,32 @@ class SweepResult:
     summaries: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
-def _fast(graph: Any) -> Any:
-    """Switch real-time-paced sources to fast pacing (a sweep measures, it does not talk to a person)."""
+def _prepare(graph: Any) -> tuple[Any, bool, list[str]]:
+    """The graph as a chain, whether it talks to a network endpoint, and the sources switched to fast pacing.
+
+    A graph with a stage that needs the real clock (a Realtime stage with a ``url``) runs on the system
+    clock with its pacing as given (a remote server keeps real time). Any other graph runs on the virtual
+    clock, so its real-time-paced sources are switched to ``pace="fast"`` (a sweep measures, it does not
+    talk to a person)."""
     from vkit.graph import Chain, Parallel, Tee
     from vkit.sources.base import PacedSource
+
+    chain = Chain.of(graph)
+    if any(getattr(node.obj, "requires_real_clock", False) for node in chain.plan().stages()):
+        return chain, True, []
+    switched: list[str] = []
 
     def walk(elements: Iterable[object]) -> None:
         for element in elements:
             if isinstance(element, PacedSource) and element.pace == "realtime":
-                log.info("sweep: %s switched from pace='realtime' to pace='fast'", type(element).__name__)
                 element.pace = "fast"
+                switched.append(type(element).__name__)
             elif isinstance(element, (Tee, Parallel)):
                 for branch in element.branches:
                     walk(branch.elements)
 
-    chain = Chain.of(graph)
     walk(chain.elements)
-    return chain
+    return chain, False, switched
 
 
 def summarize(session: Any) -> dict[str, Any]:
@@ -142,9 +152,9 @@ def run_one(make_graph: Callable[..., Any], item: RunInput, params: dict[str, An
     random.seed(seed)
     np.random.seed(seed % 2**32)
     try:
-        graph = _fast(make_graph(item, **params))
+        graph, network, _ = _prepare(make_graph(item, **params))
         record = None if record_dir is None else str(Path(record_dir) / f"{item.name}-{seed}")
-        session = run(graph, clock="virtual", ground_truth=item.segments_ms, record=record)
+        session = run(graph, clock="system" if network else "virtual", ground_truth=item.segments_ms, record=record)
         return {"error": None, **summarize(session)}  # becomes `session` once a Session pickles
     except Exception as exc:  # noqa: BLE001 - collected per item, never aborting the sweep
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
@@ -176,8 +186,13 @@ def _key(graph_description: Any, params: dict[str, Any], input_hash: str) -> str
 def sweep(make_graph: Callable[..., Any], grid: Mapping[str, Sequence[Any]] | None = None, *,
           inputs: Sequence[Any], executor: Any = "local", cache: str | Path | bool | None = None,
           num_workers: int | None = None, rows: str = "turns", progress: bool = True,
-          record_dir: str | Path | None = None) -> SweepResult:
-    """Run ``make_graph(input, **params)`` for every input and every point of ``grid``."""
+          record_dir: str | Path | None = None, max_network_runs: int = 4) -> SweepResult:
+    """Run ``make_graph(input, **params)`` for every input and every point of ``grid``.
+
+    Graphs run on the virtual clock with fast pacing (real-time-paced sources are switched, with a
+    warning). A graph that talks to a network endpoint (a ``Realtime(url)`` stage) runs on the system
+    clock with its pacing as given, at most ``max_network_runs`` at once whatever the executor and its
+    workers (an endpoint's rate limits and the machine's sockets are the bound, not its cores)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -188,15 +203,27 @@ def sweep(make_graph: Callable[..., Any], grid: Mapping[str, Sequence[Any]] | No
         if names else [{}]
     items = [_as_input(obj, i) for i, obj in enumerate(inputs)]
     hashes = [item.content_hash() for item in items]
+    if max_network_runs < 1:
+        raise ConfigError(f"max_network_runs must be at least 1 {got(max_network_runs)}")
     directory = _cache_dir(cache)
-    plan = []
+    plan, network_runs, switched = [], set(), set()
     for i, item in enumerate(items):
         for params in points:
             try:
-                description: Any = _fast(make_graph(item, **params)).describe()
+                graph, network, fast_names = _prepare(make_graph(item, **params))
+                description: Any = graph.describe()
+                switched.update(fast_names)
+                if network:
+                    network_runs.add(len(plan))
             except Exception as exc:  # noqa: BLE001 - the worker raises it again and it is collected there
                 description = {"build_error": repr(exc)}
             plan.append((item, params, _key(description, params, hashes[i])))
+    if switched:
+        log.warning("sweep: %s switched from pace='realtime' to pace='fast': a sweep runs on the virtual clock "
+                    "(only graphs with a network endpoint keep real time)", ", ".join(sorted(switched)))
+    if network_runs:
+        log.info("sweep: %d runs talk to a network endpoint, at most %d at once (max_network_runs)",
+                 len(network_runs), max_network_runs)
     summaries: list[dict[str, Any] | None] = [None] * len(plan)
     tasks = []
     for index, (item, params, key) in enumerate(plan):
@@ -207,7 +234,8 @@ def sweep(make_graph: Callable[..., Any], grid: Mapping[str, Sequence[Any]] | No
             seed = int(key[:8], 16)
             tasks.append((index, (make_graph, item, params, seed, None if record_dir is None else str(record_dir))))
     bar = tqdm(total=len(tasks), desc="vkit sweep", disable=not progress or not tasks)
-    for index, summary in run_tasks(run_one, tasks, executor, num_workers):
+    for index, summary in run_tasks(run_one, tasks, executor, num_workers, limited=network_runs,
+                                    max_limited=max_network_runs):
         summaries[index] = summary
         if directory is not None and summary["error"] is None:
             directory.mkdir(parents=True, exist_ok=True)

@@ -221,8 +221,8 @@ class _ThreadedServer:
 
     @property
     def records(self) -> list[ResponseRecord]:
-        """The server's account of each response (the latest 100,000 of ended sessions, then live ones)."""
-        return self._finished + [r for c in self.connections for r in c.session.records]
+        """The server's account of each response (see ``LocalServer.records``)."""
+        return self.server.records
 
     @property
     def url(self) -> str:
