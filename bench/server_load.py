@@ -4,9 +4,10 @@ Part 1: N concurrent sessions stream real-time 24 kHz speech (20 ms appends) ove
 server in its own process (server VAD on, so every turn is detected and answered). Reported: the server's
 event-loop lag (p50/p99 of a 10 ms sleep probe), its CPU use, and its memory per session.
 Part 2: CPU time per 20 ms frame of the vkit Realtime stage vs a bare websockets loop making the same
-appends (base64 PCM16 in JSON), against the same server.
+appends (base64 PCM16 in JSON), against the same server: flat out, then with real-time callers.
 
-    python bench/server_load.py [--sessions 10 25 50] [--seconds 10]
+    python bench/server_load.py [--sessions 10 25 50] [--seconds 10] [--client-frames 5000] [--client-rounds 3]
+                                [--client-only] [--paced-callers 20] [--paced-seconds 10]
 """
 
 from __future__ import annotations
@@ -113,18 +114,19 @@ def load_run(num_sessions: int, seconds: float) -> dict:
             "rss_per_session_mb": (rss_peak - rss_before) / num_sessions / 1e6, "events": sum(received)}
 
 
-def client_cost(num_frames: int = 3000) -> tuple[float, float]:
+def client_cost(num_frames: int = 3000, rounds: int = 3) -> tuple[float, float]:
     """CPU microseconds per 20 ms frame: vkit's Realtime stage vs a bare websockets loop.
 
     Each runs with ``num_frames`` and with a tenth of that; the difference divided by the difference in
-    frames is the per-frame cost, free of start-up and connection costs."""
+    frames is the per-frame cost, free of start-up and connection costs. ``rounds`` interleaved rounds,
+    the least of each kept."""
     server = ServerProcess()
 
     def vkit_cpu(frames: int) -> float:
         audio = speech_24k(frames * 0.02)
-        stage = Realtime(server.url, turn_detection="manual", chunk_ms=20)
+        stage = Realtime(server.url, turn_detection="manual", chunk_ms=20, barge_in=False)
         cpu = time.process_time()
-        vkit.run(sources.Array(audio, 24_000, frame_ms=20) | stage | sinks.Null())
+        vkit.run(sources.Array(audio, 24_000, frame_ms=20, progress=False) | stage | sinks.Null())
         return time.process_time() - cpu
 
     def bare_cpu(frames: int) -> float:
@@ -144,8 +146,56 @@ def client_cost(num_frames: int = 3000) -> tuple[float, float]:
 
     try:
         few = num_frames // 10
-        vkit_us = (vkit_cpu(num_frames) - vkit_cpu(few)) / (num_frames - few) * 1e6
-        bare_us = (bare_cpu(num_frames) - bare_cpu(few)) / (num_frames - few) * 1e6
+        vkit_us, bare_us = [], []
+        for _ in range(rounds):  # interleaved, the least of each: other work on the machine only adds time
+            vkit_us.append((vkit_cpu(num_frames) - vkit_cpu(few)) / (num_frames - few) * 1e6)
+            bare_us.append((bare_cpu(num_frames) - bare_cpu(few)) / (num_frames - few) * 1e6)
+    finally:
+        server.finish()
+    return min(vkit_us), min(bare_us)
+
+
+def paced_client_cost(num_callers: int = 20, seconds: float = 10.0) -> tuple[float, float]:
+    """CPU microseconds per 20 ms frame with ``num_callers`` real-time callers in this one process: vkit
+    graphs (``pace="realtime"``) vs bare websockets loops sleeping to the same schedule. Every frame is then
+    its own socket write, as on a call (a loop sending flat out lets the kernel buffer fill and coalesce
+    writes). Runs of ``seconds`` and of a fifth of that; the difference per frame."""
+    server = ServerProcess()
+
+    def vkit_cpu(duration_s: float) -> float:
+        audio = speech_24k(duration_s)
+        cpu = time.process_time()
+        handles = [vkit.start(sources.Array(audio, 24_000, frame_ms=20, pace="realtime")
+                              | Realtime(server.url, turn_detection="manual", chunk_ms=20, barge_in=False)
+                              | sinks.Null()) for _ in range(num_callers)]
+        for handle in handles:
+            handle.wait(duration_s + 30)
+        return time.process_time() - cpu
+
+    def bare_cpu(duration_s: float) -> float:
+        audio = speech_24k(duration_s)
+
+        async def caller() -> None:
+            async with connect(server.url, max_size=None) as ws:
+                await ws.send(json.dumps({"type": "session.update", "session": {
+                    "type": "realtime", "audio": {"input": {"turn_detection": None}}}}))
+                began = time.monotonic()
+                for index, start in enumerate(range(0, audio.size, 480)):
+                    await asyncio.sleep(max(0.0, began + (index + 1) * 0.02 - time.monotonic()))
+                    await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                              "audio": encode_audio(audio[start : start + 480])}))
+
+        async def callers() -> None:
+            await asyncio.gather(*(caller() for _ in range(num_callers)))
+
+        cpu = time.process_time()
+        asyncio.run(callers())
+        return time.process_time() - cpu
+
+    try:
+        num_frames = num_callers * (seconds - seconds / 5) / 0.02
+        vkit_us = (vkit_cpu(seconds) - vkit_cpu(seconds / 5)) / num_frames * 1e6
+        bare_us = (bare_cpu(seconds) - bare_cpu(seconds / 5)) / num_frames * 1e6
     finally:
         server.finish()
     return vkit_us, bare_us
@@ -156,20 +206,29 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--client-frames", type=int, default=5000)
+    parser.add_argument("--client-rounds", type=int, default=3, help="interleaved rounds of part 2 (the least kept)")
+    parser.add_argument("--client-only", action="store_true", help="only part 2, the client's cost per frame")
+    parser.add_argument("--paced-callers", type=int, default=20, help="part 2 again with real-time callers (0: skip)")
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
     args = parser.parse_args()
     print(f"python {platform.python_version()}  vkit {vkit.__version__}  cores {os.cpu_count()}  "
           f"{args.seconds:g} s of real-time speech per session, echo responder, server VAD on")
-    print()
-    print(f"{'sessions':>9s}{'lag p50 ms':>12s}{'lag p99 ms':>12s}{'lag max ms':>12s}{'server CPU %':>14s}"
-          f"{'MB/session':>12s}{'responses':>11s}")
-    for count in args.sessions:
-        row = load_run(count, args.seconds)
-        print(f"{row['sessions']:9d}{row['lag_p50_ms']:12.2f}{row['lag_p99_ms']:12.2f}{row['lag_max_ms']:12.2f}"
-              f"{row['server_cpu_pct']:14.1f}{row['rss_per_session_mb']:12.2f}{row['responses']:11d}")
-    vkit_us, bare_us = client_cost(args.client_frames)
+    if not args.client_only:
+        print()
+        print(f"{'sessions':>9s}{'lag p50 ms':>12s}{'lag p99 ms':>12s}{'lag max ms':>12s}{'server CPU %':>14s}"
+              f"{'MB/session':>12s}{'responses':>11s}")
+        for count in args.sessions:
+            row = load_run(count, args.seconds)
+            print(f"{row['sessions']:9d}{row['lag_p50_ms']:12.2f}{row['lag_p99_ms']:12.2f}{row['lag_max_ms']:12.2f}"
+                  f"{row['server_cpu_pct']:14.1f}{row['rss_per_session_mb']:12.2f}{row['responses']:11d}")
+    vkit_us, bare_us = client_cost(args.client_frames, args.client_rounds)
     print()
     print(f"client CPU per 20 ms frame: vkit Realtime stage {vkit_us:.1f} us, bare websockets loop {bare_us:.1f} us "
           f"({vkit_us / bare_us:.2f}x)")
+    if args.paced_callers:
+        vkit_us, bare_us = paced_client_cost(args.paced_callers, args.paced_seconds)
+        print(f"the same with {args.paced_callers} real-time callers in one process: vkit {vkit_us:.1f} us, "
+              f"bare {bare_us:.1f} us ({vkit_us / bare_us:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The ``vkit`` command: ``demo``, ``serve``, ``inspect``, ``--version``."""
+"""The ``vkit`` command: ``demo``, ``serve``, ``inspect``, ``loadtest``, ``--version``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--callers", type=int, default=10)
     load.add_argument("--ramp-s", type=float, default=1.0)
     load.add_argument("--duration-s", type=float, default=10.0)
+    load.add_argument("--response-delay-ms", default="0", help="the embedded server's delay before the first audio")
+    load.add_argument("--executor", default="inline",
+                      help="inline (this process), local (a process pool), dask (a LocalCluster) or a scheduler "
+                           "address: where the callers run")
+    load.add_argument("--workers", type=int, default=None,
+                      help="groups of callers, one task each (default: this machine's cores)")
 
     from vkit.realtime.server.cli import add_serve_parser
 
@@ -51,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "loadtest":
         from vkit.scale.loadtest import loadtest
 
-        print(loadtest(args.url, num_callers=args.callers, ramp_s=args.ramp_s, duration_s=args.duration_s).to_text())
+        print(loadtest(args.url, num_callers=args.callers, ramp_s=args.ramp_s, duration_s=args.duration_s,
+                       response_delay_ms=args.response_delay_ms, executor=args.executor,
+                       num_workers=args.workers).to_text())
         return 0
     from vkit.realtime.server.cli import run_serve
 

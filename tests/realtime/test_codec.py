@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import warnings
 
@@ -73,6 +74,15 @@ def test_pcm16_round_trip_is_exact_for_representable_values():
     np.testing.assert_array_equal(decode_audio(encode_audio(samples)), samples)
     assert encode_audio(np.array([0.5], np.float32)) == "AEA="  # 16384 little-endian
     assert decode_audio(encode_audio(np.array([2.0, -2.0], np.float32))).tolist() == [32767 / 32768, -1.0]
+
+
+def test_pcm16_encoding_rounds_and_clips_as_the_textbook_formula():
+    rng = np.random.default_rng(3)
+    samples = np.concatenate([rng.uniform(-1.2, 1.2, 4801), [1.0, -1.0, 32767 / 32768, 0.5 / 32768, -0.5 / 32768,
+                                                              1.5 / 32768, -1e-9, 0.0]]).astype(np.float32)
+    reference = np.rint(np.clip(samples.astype(np.float64), -1.0, 32767 / 32768) * 32768).astype("<i2")
+    assert base64.b64decode(encode_audio(samples)) == reference.tobytes()
+    assert encode_audio(samples.reshape(1, -1)) == encode_audio(samples)  # (1, n) frames as they come
 
 
 def test_bad_audio_payloads_are_remote_errors():

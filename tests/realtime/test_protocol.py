@@ -134,6 +134,19 @@ def test_a_client_and_server_pair_without_sockets(dialect):
         assert json.loads(sent_by_server[-2])["type"] == "response.audio.delta"
 
 
+def test_the_direct_append_text_is_what_send_writes_for_the_event():
+    client, direct = ClientProtocol(), ClientProtocol()
+    audio = encode_audio(np.linspace(-1, 1, 480, dtype=np.float32))
+    event_id, text = direct.append_text(audio, 480)
+    assert text == client.send(ev.CLIENT_EVENTS["input_audio_buffer.append"](audio=audio, event_id=event_id))
+    assert json.loads(text) == {"type": "input_audio_buffer.append", "event_id": event_id, "audio": audio}
+    assert direct.num_input_samples == client.num_input_samples == 480
+    assert direct.append_text(audio, 480)[0] != event_id and direct.num_input_samples == 960
+    direct.close()
+    with pytest.raises(LocalProtocolError, match="closed"):
+        direct.append_text(audio, 480)
+
+
 def test_the_connection_state_follows_its_transitions():
     import json
 

@@ -104,6 +104,15 @@ class ClientProtocol:
             raise LocalProtocolError(f"truncate audio_end_ms must be within the {received_ms:.0f} ms received "
                                      f"for {item_id} {got(end_ms)}")
 
+    def append_text(self, audio_b64: str, num_samples: int) -> tuple[str, str]:
+        """The per-chunk ``input_audio_buffer.append`` of ``num_samples`` samples, written directly (no event
+        object): its event id and the text ``send`` gives for ``InputAudioBufferAppend(audio=..., event_id=...)``."""
+        if self.state == ClientState.CLOSED:
+            raise LocalProtocolError(f"cannot send input_audio_buffer.append on a closed connection {got(self.state)}")
+        self.num_input_samples += num_samples
+        event_id = f"event_vkit_{next(self._ids)}"  # base64 and these ids need no JSON escaping
+        return event_id, f'{{"type":"input_audio_buffer.append","event_id":"{event_id}","audio":"{audio_b64}"}}'
+
     def next_event_id(self) -> str:
         return f"event_vkit_{next(self._ids)}"
 

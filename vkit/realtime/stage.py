@@ -173,6 +173,12 @@ class Realtime(Pipe):
                 **{f"server_{k}": v for k, v in self.server.items() if isinstance(v, (int, float, str))}}
 
     def configure(self, fmt: StreamFormat) -> StreamFormat:
+        if fmt.sample_rate_hz not in (None, WIRE_RATE_HZ):
+            # the input resampler's rate ratio checked and its scipy import (0.85 s, seconds under load) done
+            # here, when the graph is planned, not on the session's event loop at the first frame
+            from vkit.filters.resample import PolyphaseResampler
+
+            PolyphaseResampler(fmt.sample_rate_hz, WIRE_RATE_HZ, 1)
         return StreamFormat(WIRE_RATE_HZ, 1)
 
     @property
@@ -301,7 +307,7 @@ class _Session:
         while self.outage:
             audio = self.outage.popleft()
             self.num_outage_samples -= audio.size
-            await self._send_now(_APPEND(audio=encode_audio(audio)))
+            await self._send_audio_now(audio)
         self.connected.set()
 
     async def run(self) -> None:
@@ -463,7 +469,15 @@ class _Session:
         """Send on the current connection; False if it dropped (and the reader reconnects)."""
         if event.event_id is None:
             event = replace(event, event_id=self.protocol.next_event_id())
-        text = self.protocol.send(event)
+        return await self._transmit(self.protocol.send(event), _without_audio(event))
+
+    async def _send_audio_now(self, audio: np.ndarray) -> bool:
+        """``_send_now`` for one chunk of input audio: the text written directly, one event for the record."""
+        event_id, text = self.protocol.append_text(encode_audio(audio), audio.size)
+        return await self._transmit(text, _APPEND(audio=None, event_id=event_id, extra={"num_samples": audio.size}))
+
+    async def _transmit(self, text: str, recorded: ev.ClientEvent) -> bool:
+        """Send ``text``, then put ``recorded`` (the event, its audio left out) on the session record."""
         websocket = self.websocket
         assert websocket is not None
         self.sending_since = asyncio.get_running_loop().time()  # watched by _watch_writes
@@ -481,7 +495,7 @@ class _Session:
             return False
         finally:
             self.sending_since = None
-        self.ctx.publish(ProtocolEvent(direction="sent", type=event.type, event=_without_audio(event),
+        self.ctx.publish(ProtocolEvent(direction="sent", type=recorded.type, event=recorded,
                                        t_ns=self.ctx.clock.now_ns(), stage=self.ctx.name))
         return True
 
@@ -537,8 +551,7 @@ class _Session:
             return
         audio = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         self.pending, self.num_pending = [], 0
-        if not self.connected.is_set() or not await self._send_now(
-                _APPEND(audio=encode_audio(audio), event_id=self.protocol.next_event_id())):
+        if not self.connected.is_set() or not await self._send_audio_now(audio):
             self._keep_through_outage(audio)
 
     def _keep_through_outage(self, audio: np.ndarray) -> None:
@@ -684,10 +697,6 @@ def _is_loopback(host: str) -> bool:
 
 def _without_audio(event: ev.RealtimeEvent) -> ev.RealtimeEvent:
     """The event with its base64 audio replaced by a sample count, for the session record."""
-    if event.type == "input_audio_buffer.append" and not event.extra:  # the per-chunk case, built directly
-        audio = event.audio  # type: ignore[attr-defined]
-        num_bytes = len(audio) * 3 // 4 - audio[-2:].count("=")
-        return _APPEND(audio=None, event_id=event.event_id, extra={"num_samples": num_bytes // 2})
     name = _AUDIO_FIELDS.get(event.type)
     value = getattr(event, name, None) if name else None
     if not isinstance(value, str):

@@ -110,9 +110,11 @@ class LocalServer:
         return {"/v1/realtime": self._realtime, "/realtime": self._realtime}
 
     async def start(self) -> None:
+        from vkit.filters.resample import PolyphaseResampler
         from vkit.filters.vad.models import SileroModel
 
         SileroModel.load()  # the server VAD's model now, not inside the first session
+        PolyphaseResampler(24_000, 16_000, 1)  # and its resampler's scipy import (1-8 s of a blocked loop under load)
         if self.clock is None:
             self.clock = SessionClock()
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
@@ -188,6 +190,13 @@ class LocalServer:
             self.lag_ms.append(max(0.0, (loop.time() - started - interval_s) * 1000))
             if len(self.lag_ms) > 100_000:
                 del self.lag_ms[:50_000]
+
+    def lag_summary_ms(self) -> dict[str, float]:
+        """p50/p90/p99/max of the event-loop lag probe (``measure_lag=True``), in ms; empty before a sample."""
+        if not self.lag_ms:
+            return {}
+        lags = np.asarray(self.lag_ms)
+        return {**{f"p{p}": float(np.percentile(lags, p)) for p in (50, 90, 99)}, "max": float(lags.max())}
 
     def run_in_thread(self) -> _ThreadedServer:
         """Start the server on its own thread and loop (for synchronous code); ``.stop()`` ends it."""

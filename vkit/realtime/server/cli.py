@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import signal
 import sys
 from typing import Any
 
@@ -38,6 +40,9 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--tls", action="store_true", help="cascade endpoints over TLS (self-signed, made at start)")
     serve.add_argument("--idle-reap-s", type=float, default=600.0,
                        help="close a session with no client event and no response for this long (0: never)")
+    serve.add_argument("--measure-lag", action="store_true",
+                       help="probe the event loop's lag (a 10 ms sleep) and print its p50/p90/p99/max in ms as one "
+                            "JSON line on stdout when stopped (SIGTERM or Ctrl-C)")
     return serve
 
 
@@ -46,7 +51,7 @@ def run_serve(args: argparse.Namespace) -> int:
                          response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
                          chunk_ms=args.chunk_ms, seed=args.seed, max_sessions=args.max_sessions,
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
-                         idle_reap_s=args.idle_reap_s or None,
+                         idle_reap_s=args.idle_reap_s or None, measure_lag=args.measure_lag,
                          tool_rules=args.tool_rule, transcribe=args.transcribe,
                          cascade=None if args.cascade_port is None else {"port": args.cascade_port, "tls": args.tls})
 
@@ -57,10 +62,19 @@ def run_serve(args: argparse.Namespace) -> int:
             if server.cascade is not None:
                 print(f"cascade endpoints on {server.cascade.base_url}/responses (also WebSocket mode) and "
                       f"{server.cascade.base_url}/audio/speech", file=sys.stderr, flush=True)
-            await asyncio.Future()
+            stopped = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    loop.add_signal_handler(signum, stopped.set)
+                except (NotImplementedError, RuntimeError):  # no signal handlers on this platform or thread
+                    pass
+            await stopped.wait()
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    if args.measure_lag:
+        print(json.dumps({"lag_ms": server.lag_summary_ms(), "num_responses": len(server.records)}), flush=True)
     return 0
