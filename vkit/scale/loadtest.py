@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,12 +45,15 @@ READY = re.compile(r"ws://127\.0\.0\.1:\d+/v1/realtime")
 class LoadTestResult:
     """``turns``: every caller's turns (``caller`` column); ``callers``: one row per caller (turns,
     voice-to-voice p50/p90/p99, errors); ``voice_to_voice_ms``: p50/p90/p99 over all turns;
-    ``server_lag_ms``: the embedded server's event-loop lag (p50/p90/p99/max), None for a given URL."""
+    ``server_lag_ms``: the embedded server's event-loop lag (p50/p90/p99/max), None for a given URL;
+    ``cpu_pct``: CPU time over the wall time of the embedded server's process and of the callers run in
+    this process (a core is 100), where measured."""
 
     turns: Any
     callers: Any
     voice_to_voice_ms: dict[str, float]
     server_lag_ms: dict[str, float] | None
+    cpu_pct: dict[str, float] = field(default_factory=dict)
 
     def to_text(self) -> str:
         num_failed = int(self.callers["error"].notna().sum())
@@ -59,6 +62,8 @@ class LoadTestResult:
         lines.append("voice-to-voice ms: " + ", ".join(f"{k} {v:.1f}" for k, v in self.voice_to_voice_ms.items()))
         if self.server_lag_ms is not None:
             lines.append("server event-loop lag ms: " + ", ".join(f"{k} {v:.2f}" for k, v in self.server_lag_ms.items()))
+        if self.cpu_pct:
+            lines.append("CPU % of a core: " + ", ".join(f"{k} {v:.0f}" for k, v in self.cpu_pct.items()))
         lines.append(self.callers.fillna({"error": "-"}).to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.1f}"))
         return "\n".join(lines)
 
@@ -93,8 +98,9 @@ class ServerProcess:
                                    f"{Path(self._stderr.name).read_text()[-2000:]}")
             time.sleep(0.05)
 
-    def stop(self, timeout_s: float = 15.0) -> dict[str, float]:
-        """SIGTERM, then the lag report it prints on stdout (killed if it does not end in ``timeout_s``)."""
+    def stop(self, timeout_s: float = 15.0) -> dict[str, Any]:
+        """SIGTERM, then the report it prints on stdout (``lag_ms``, ``num_responses``, ``cpu_s``); killed,
+        with an empty report, if it does not end within ``timeout_s``."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -107,8 +113,7 @@ class ServerProcess:
         self._stdout.close()
         self._stderr.close()
         self._dir.cleanup()
-        report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
-        return report.get("lag_ms", {})
+        return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
 
 
 def run_callers(url: str, callers: Sequence[tuple[int, float]], duration_s: float, speech: str) -> dict[str, list]:
@@ -181,18 +186,23 @@ def loadtest(url: str | None = None, *, num_callers: int = 10, ramp_s: float = 1
     num_groups = 1 if executor == "inline" else max(1, min(num_workers or os.cpu_count() or 1, num_callers))
     groups = [offsets[w::num_groups] for w in range(num_groups)]
     server = ServerProcess(max_sessions=num_callers + 10, response_delay_ms=response_delay_ms) if url is None else None
-    lag = None
+    report: dict[str, Any] = {}
+    began, cpu = time.monotonic(), time.process_time()
     try:
         endpoint = server.url if server is not None else url
         tasks = [(w, (endpoint, group, duration_s, str(speech))) for w, group in enumerate(groups)]
         parts = [part for _, part in run_tasks(run_callers, tasks, executor, num_groups)]
     finally:
+        wall_s, cpu_s = time.monotonic() - began, time.process_time() - cpu
         if server is not None:
-            lag = server.stop()
+            report = server.stop()
+    cpu_pct = {"server": 100 * report["cpu_s"] / wall_s} if "cpu_s" in report else {}
+    if executor == "inline":
+        cpu_pct["callers"] = 100 * cpu_s / wall_s
     turns = pd.DataFrame([row for part in parts for row in part["turns"]])
     if len(turns):
         turns = turns.sort_values(["caller", "turn"], kind="stable").reset_index(drop=True)
     callers = pd.DataFrame([row for part in parts for row in part["callers"]]).sort_values("caller").reset_index(drop=True)
     v2v = list(turns["voice_to_voice_ms"].dropna()) if "voice_to_voice_ms" in turns else []
     overall = {k: v for k, v in _percentiles(v2v).items() if v is not None}
-    return LoadTestResult(turns, callers, overall, lag)
+    return LoadTestResult(turns, callers, overall, report.get("lag_ms") if server is not None else None, cpu_pct)

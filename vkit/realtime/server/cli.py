@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from typing import Any
 
 from vkit.realtime.server.app import LocalServer
@@ -41,8 +42,9 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--idle-reap-s", type=float, default=600.0,
                        help="close a session with no client event and no response for this long (0: never)")
     serve.add_argument("--measure-lag", action="store_true",
-                       help="probe the event loop's lag (a 10 ms sleep) and print its p50/p90/p99/max in ms as one "
-                            "JSON line on stdout when stopped (SIGTERM or Ctrl-C)")
+                       help="probe the event loop's lag (a 10 ms sleep) and print its p50/p90/p99/max in ms, the "
+                            "responses and the process's CPU seconds as one JSON line on stdout when stopped "
+                            "(SIGTERM or Ctrl-C)")
     return serve
 
 
@@ -55,8 +57,12 @@ def run_serve(args: argparse.Namespace) -> int:
                          tool_rules=args.tool_rule, transcribe=args.transcribe,
                          cascade=None if args.cascade_port is None else {"port": args.cascade_port, "tls": args.tls})
 
+    cpu_at_start = time.process_time()
+
     async def main() -> None:
         async with server:
+            nonlocal cpu_at_start
+            cpu_at_start = time.process_time()
             print(f"vkit local Realtime server on {server.url} (responder {args.responder}); Ctrl-C stops it",
                   file=sys.stderr, flush=True)
             if server.cascade is not None:
@@ -76,5 +82,6 @@ def run_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     if args.measure_lag:
-        print(json.dumps({"lag_ms": server.lag_summary_ms(), "num_responses": len(server.records)}), flush=True)
+        print(json.dumps({"lag_ms": server.lag_summary_ms(), "num_responses": len(server.records),
+                          "cpu_s": time.process_time() - cpu_at_start}), flush=True)
     return 0
