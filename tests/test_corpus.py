@@ -57,6 +57,7 @@ def test_labels_agree_with_the_clean_audio(clean) -> None:
         assert item.sample_rate_hz == sf.info(str(item.audio_path)).samplerate == 16000
         assert item.duration_ms == pytest.approx(len(audio) / 16)
         segments = item.segments()
+        assert record["max_quiet_inside_phrase_ms"] < 150.0  # shorter than any labelled pause
         mask = _mask(segments, len(audio))
         assert np.all(audio[~mask] == 0.0)  # pauses and gaps of the clean signal are digital silence
         for start, end in segments:
@@ -74,6 +75,11 @@ def test_trim_keeps_the_frames_above_the_threshold() -> None:
     assert len(kept) == 3200 and np.array_equal(kept, tone)
     with pytest.raises(ConfigError, match="no sound"):
         corpus.trim(quiet, rate)
+    blip = np.full(160, 10 ** (-55 / 20))  # 10 ms, as flite leaves before and after its speech
+    gap, short_gap = np.zeros(2400), np.zeros(800)  # 150 ms: set off; 50 ms: part of the phrase
+    assert np.array_equal(corpus.trim(np.concatenate([blip, gap, tone, gap, blip]), rate), tone)
+    kept = corpus.trim(np.concatenate([blip, short_gap, tone]), rate)
+    assert len(kept) == 160 + 800 + 3200
 
 
 def test_turns_hold_their_phrases_with_pauses_in_range(clean) -> None:

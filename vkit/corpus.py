@@ -42,6 +42,10 @@ MANIFEST = "corpus.json"
 NOISES = ("white", "pink", "babble")
 TRIM_THRESHOLD_DBFS = -60.0
 TRIM_FRAME_MS = 5.0
+# flite leaves faint blips (about -57 dBFS, 5-30 ms) 100-200 ms before and after its speech: an edge run of
+# frames shorter than TRIM_BLIP_MS, set off from the rest by TRIM_BLIP_GAP_MS or more of quiet, is not speech
+TRIM_BLIP_MS = 40.0
+TRIM_BLIP_GAP_MS = 100.0
 SPEECH_LEVEL_DBFS = -26.0  # RMS over the speech spans of every item, before noise
 LEAD_MS = 500.0  # silence before the first turn; after the last one comes a drawn gap
 TURN_KINDS = ("multi", "single", "backchannel")
@@ -80,8 +84,8 @@ MULTI_TURNS = (
     ("because the store was closed", "I ordered it online instead."),
     ("let me check if", "um", "yes we have two rooms left."),
     ("and also", "can you add milk to the list?"),
-    ("so basically what we're looking for is", "something cheap and close to the station."),
-    ("the weather tomorrow will be", "sunny in the morning and windy later."),
+    ("so basically what we're looking for is", "something cheap close to the station."),
+    ("the weather tomorrow will be", "sunny in the morning with wind later."),
     ("I'm not sure whether", "I locked the front door."),
 )
 SINGLE_TURNS = (
@@ -205,12 +209,19 @@ class _Synth:
 
 
 def trim(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-    """Cut ``audio`` to its first and last ``TRIM_FRAME_MS`` frame whose RMS is above ``TRIM_THRESHOLD_DBFS``."""
+    """Cut ``audio`` to its first and last ``TRIM_FRAME_MS`` frame whose RMS is above ``TRIM_THRESHOLD_DBFS``,
+    leaving out isolated blips at the edges (``TRIM_BLIP_MS``, ``TRIM_BLIP_GAP_MS``)."""
     frame = ms_to_samples(TRIM_FRAME_MS, sample_rate_hz)
     active = np.flatnonzero(_frame_dbfs(audio, frame) > TRIM_THRESHOLD_DBFS)
     if active.size == 0:
         raise ConfigError(f"the synthesiser gave no sound above {TRIM_THRESHOLD_DBFS} dBFS {got(audio.shape)}")
-    return audio[active[0] * frame: (active[-1] + 1) * frame]
+    groups = np.split(active, np.flatnonzero(np.diff(active) > TRIM_BLIP_GAP_MS / TRIM_FRAME_MS) + 1)
+    blip_frames = TRIM_BLIP_MS / TRIM_FRAME_MS
+    while len(groups) > 1 and groups[0][-1] - groups[0][0] + 1 < blip_frames:
+        groups.pop(0)
+    while len(groups) > 1 and groups[-1][-1] - groups[-1][0] + 1 < blip_frames:
+        groups.pop()
+    return audio[groups[0][0] * frame: (groups[-1][-1] + 1) * frame]
 
 
 def _frame_dbfs(audio: np.ndarray, frame: int) -> np.ndarray:
@@ -446,6 +457,7 @@ def generate(out_dir: str | Path, *, num_utterances: int = 20, seed: int = 0,
         "engines": {engine: _engine_version(engine) for engine in engines},
         "labels_source": "construction",
         "labels": {"trim_threshold_dbfs": TRIM_THRESHOLD_DBFS, "trim_frame_ms": TRIM_FRAME_MS,
+                   "trim_blip_ms": TRIM_BLIP_MS, "trim_blip_gap_ms": TRIM_BLIP_GAP_MS,
                    "speech_level_dbfs": SPEECH_LEVEL_DBFS, "lead_ms": LEAD_MS},
         "parameters": {"num_utterances": num_utterances, "seed": seed, "snr_db": snrs if len(snrs) > 1 else snrs[0],
                        "noise": noise, "voices": chosen, "rates_wpm": rates, "pause_ms": list(pause),
