@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -333,6 +334,55 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _write_item(root: Path, synth: _Synth, seed: int, index: int, voices: Sequence[str], rates: Sequence[int],
+                turns_per_item: int, pause_ms: tuple[float, float], gap_ms: tuple[float, float],
+                noise: str | None, snr_db: float | None) -> dict:
+    """Build one item, mix its noise, write its wav and CSVs; returns its manifest record."""
+    sample_rate_hz = synth.sample_rate_hz
+    item_id = f"item{index:04d}"
+    built = _build_item(synth, seed, index, voices, rates, turns_per_item, pause_ms, gap_ms)
+    clean = built["audio"]
+    mask = _speech_mask(len(clean), built["turns"])
+    speech_gain_db = SPEECH_LEVEL_DBFS - rms_dbfs(clean[mask])
+    clean = clean * db_to_gain(speech_gain_db)
+    item_snr = snr_db if noise is not None else None
+    item_noise = noise if item_snr is not None else None
+    mixed = clean
+    if item_noise is not None and item_snr is not None:
+        noise_rng = np.random.default_rng([seed, index, 1])  # its own stream: the speech is the same at any SNR
+        noise_audio = _noise(item_noise, synth, noise_rng, len(clean), built["voice"])
+        mixed = mix_at_snr(clean, noise_audio, item_snr, speech_mask=mask).astype(np.float64)
+    peak = float(np.max(np.abs(mixed)))
+    scale = 0.99 / peak if peak > 0.99 else 1.0  # a common scale keeps the SNR
+    pcm = float_to_pcm16(mixed * scale)
+    audio_path = root / f"{item_id}.wav"
+    sf.write(audio_path, pcm, sample_rate_hz, subtype="PCM_16")
+    measured = None
+    if item_noise is not None:
+        speech = pcm16_to_float(float_to_pcm16(clean * scale)).astype(np.float64)
+        residual = pcm16_to_float(pcm).astype(np.float64) - speech
+        measured = round(10 * math.log10(np.mean(speech[mask] ** 2) / np.mean(residual**2)), 3)
+
+    def ms(sample: int) -> float:
+        return samples_to_ms(sample, sample_rate_hz)
+
+    turns_out = []
+    for turn in built["turns"]:
+        phrases = [{"text": p["text"], "complete": p["complete"], "start_ms": ms(p["start"]),
+                    "end_ms": ms(p["end"])} for p in turn["phrases"]]
+        turns_out.append({"kind": turn["kind"], "text": " ".join(p["text"] for p in phrases),
+                          "start_ms": phrases[0]["start_ms"], "end_ms": phrases[-1]["end_ms"],
+                          "phrases": phrases})
+    segments = [(p["start_ms"], p["end_ms"]) for turn in turns_out for p in turn["phrases"]]
+    _write_csv(root / f"{item_id}.segments.csv", segments)
+    _write_csv(root / f"{item_id}.turns.csv", [(t["start_ms"], t["end_ms"]) for t in turns_out])
+    return {"item_id": item_id, "voice": built["voice"], "rate": built["rate"], "snr_db": item_snr,
+            "snr_db_measured": measured, "noise": item_noise, "sample_rate_hz": sample_rate_hz,
+            "duration_ms": ms(len(pcm)), "speech_gain_db": round(speech_gain_db, 3),
+            "gain_db": round(20 * math.log10(scale), 3), "max_quiet_inside_phrase_ms": built["quiet_ms"],
+            "sha256": _sha256(audio_path), "turns": turns_out}
+
+
 # -- public API --------------------------------------------------------------------------------------
 
 
@@ -351,7 +401,7 @@ def _check_snrs(snr_db: float | None | Sequence[float | None]) -> list[float | N
     if not values:
         raise ConfigError(f"snr_db needs at least one value {got(snr_db)}")
     for value in values:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Real)
                                   or not math.isfinite(value)):
             raise ConfigError(f"snr_db must be a finite number or None {got(value)}")
     return [None if v is None else float(v) for v in values]
@@ -372,9 +422,9 @@ def generate(out_dir: str | Path, *, num_utterances: int = 20, seed: int = 0,
     """
     for name, value, low in (("num_utterances", num_utterances, 1), ("turns_per_item", turns_per_item, 1),
                              ("sample_rate_hz", sample_rate_hz, 8000)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low} {got(value)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer {got(seed)}")
     if noise is not None and noise not in NOISES:
         raise ConfigError(f"noise must be one of {', '.join(NOISES)} or None {got(noise)}")
@@ -382,8 +432,10 @@ def generate(out_dir: str | Path, *, num_utterances: int = 20, seed: int = 0,
     pause = _check_range("pause_ms", pause_ms, positive=False)
     gap = _check_range("gap_ms", gap_ms, positive=True)
     rates = list(rates_wpm)
-    if not rates or any(isinstance(r, bool) or not isinstance(r, int) or not 80 <= r <= 450 for r in rates):
+    if not rates or any(isinstance(r, bool) or not isinstance(r, Integral) or not 80 <= r <= 450 for r in rates):
         raise ConfigError(f"rates_wpm must be integers in 80..450 words per minute {got(rates_wpm)}")
+    num_utterances, seed, turns_per_item, sample_rate_hz = map(int, (num_utterances, seed, turns_per_item, sample_rate_hz))
+    rates = [int(r) for r in rates]
     if voices is None:
         chosen = [v for v in DEFAULT_VOICES if shutil.which(_parse_voice(v)[0])]
         _require_engine("espeak-ng")
@@ -400,58 +452,16 @@ def generate(out_dir: str | Path, *, num_utterances: int = 20, seed: int = 0,
         raise ConfigError(f"out_dir is not a folder {got(str(root))}")
     if root.exists() and any(root.iterdir()):
         if not overwrite:
-            raise ConfigError(f"out_dir is not empty; pass overwrite=True (vkit corpus --overwrite) to replace a corpus {got(str(root))}")
+            raise ConfigError("out_dir is not empty; pass overwrite=True (vkit corpus --overwrite) to replace "
+                              f"a corpus {got(str(root))}")
         for old in [*root.glob("item*.wav"), *root.glob("item*.segments.csv"), *root.glob("item*.turns.csv"),
                     root / MANIFEST]:
             old.unlink(missing_ok=True)
     root.mkdir(parents=True, exist_ok=True)
 
     synth = _Synth(sample_rate_hz)
-    records = []
-    for index in range(num_utterances):
-        item_id = f"item{index:04d}"
-        built = _build_item(synth, seed, index, chosen, rates, turns_per_item, pause, gap)
-        clean = built["audio"]
-        mask = _speech_mask(len(clean), built["turns"])
-        speech_gain_db = SPEECH_LEVEL_DBFS - rms_dbfs(clean[mask])
-        clean = clean * db_to_gain(speech_gain_db)
-        item_snr = snrs[index % len(snrs)] if noise is not None else None
-        item_noise = noise if item_snr is not None else None
-        if item_noise is not None and item_snr is not None:
-            noise_rng = np.random.default_rng([seed, index, 1])
-            mixed = mix_at_snr(clean, _noise(item_noise, synth, noise_rng, len(clean), built["voice"]), item_snr,
-                               speech_mask=mask).astype(np.float64)
-        else:
-            mixed = clean
-        peak = float(np.max(np.abs(mixed)))
-        scale = 0.99 / peak if peak > 0.99 else 1.0  # a common scale keeps the SNR
-        pcm = float_to_pcm16(mixed * scale)
-        audio_path = root / f"{item_id}.wav"
-        sf.write(audio_path, pcm, sample_rate_hz, subtype="PCM_16")
-        measured = None
-        if item_noise is not None:
-            speech = pcm16_to_float(float_to_pcm16(clean * scale)).astype(np.float64)
-            residual = pcm16_to_float(pcm).astype(np.float64) - speech
-            measured = round(10 * math.log10(np.mean(speech[mask] ** 2) / np.mean(residual**2)), 3)
-
-        def ms(sample: int) -> float:
-            return samples_to_ms(sample, sample_rate_hz)
-
-        turns_out = []
-        for turn in built["turns"]:
-            phrases = [{"text": p["text"], "complete": p["complete"], "start_ms": ms(p["start"]),
-                        "end_ms": ms(p["end"])} for p in turn["phrases"]]
-            turns_out.append({"kind": turn["kind"], "text": " ".join(p["text"] for p in phrases),
-                              "start_ms": phrases[0]["start_ms"], "end_ms": phrases[-1]["end_ms"],
-                              "phrases": phrases})
-        _write_csv(root / f"{item_id}.segments.csv", [(p["start_ms"], p["end_ms"]) for t in turns_out for p in t["phrases"]])
-        _write_csv(root / f"{item_id}.turns.csv", [(t["start_ms"], t["end_ms"]) for t in turns_out])
-        records.append({"item_id": item_id, "voice": built["voice"], "rate": built["rate"], "snr_db": item_snr,
-                        "snr_db_measured": measured, "noise": item_noise, "sample_rate_hz": sample_rate_hz,
-                        "duration_ms": ms(len(pcm)), "speech_gain_db": round(speech_gain_db, 3),
-                        "gain_db": round(20 * math.log10(scale), 3),
-                        "max_quiet_inside_phrase_ms": built["quiet_ms"], "sha256": _sha256(audio_path),
-                        "turns": turns_out})
+    records = [_write_item(root, synth, seed, index, chosen, rates, turns_per_item, pause, gap,
+                           noise, snrs[index % len(snrs)]) for index in range(num_utterances)]
     manifest = {
         "generator": "vkit.corpus", "generator_version": GENERATOR_VERSION,
         "engines": {engine: _engine_version(engine) for engine in engines},
