@@ -110,3 +110,10 @@ def test_real_time_pacing_is_switched_with_a_warning(caplog):
         vkit.sweep(make_graph, {"threshold": [0.5]}, inputs=[sample_path("two_turns.wav")], executor="inline",
                    cache=False, progress=False)
     assert "File switched from pace='realtime' to pace='fast'" in caplog.text
+
+
+def test_corpus_items_are_labelled_inputs(tmp_path: Path):
+    corpus = pytest.importorskip("vkit.corpus")
+    made = corpus.generate(tmp_path / "corpus", num_utterances=1, seed=2, snr_db=20.0, noise="pink", turns_per_item=1)
+    result = vkit.sweep(make_graph, {"threshold": [0.5]}, inputs=made, executor="inline", cache=False, progress=False)
+    assert list(result.metrics["input"]) == [made[0].item_id] and result.metrics.loc[0, "f1"] > 0.5

@@ -80,6 +80,13 @@ def _as_input(obj: Any, index: int) -> RunInput:
         return obj
     if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], np.ndarray):
         return RunInput(f"array{index}", samples=obj[0], sample_rate_hz=int(obj[1]))
+    if getattr(obj, "audio_path", None) is not None:  # a vkit.corpus.CorpusItem, or anything shaped like one
+        from vkit.evaluation import read_segments
+
+        labels = getattr(obj, "segments_path", None)
+        segments = read_segments(labels) if labels is not None and Path(labels).exists() else None
+        return RunInput(str(getattr(obj, "item_id", Path(obj.audio_path).stem)), path=str(obj.audio_path),
+                        segments_ms=segments)
     if isinstance(obj, (str, Path)):
         path = Path(obj)
         if not path.exists():
@@ -91,7 +98,8 @@ def _as_input(obj: Any, index: int) -> RunInput:
 
             segments = read_segments(labels)
         return RunInput(path.name, path=str(path), segments_ms=segments)
-    raise ConfigError(f"a sweep input is a path, a recording folder, (samples, sample_rate_hz) or a RunInput {got(obj)}")
+    raise ConfigError(f"a sweep input is a path, a recording folder, (samples, sample_rate_hz), a corpus item or a "
+                      f"RunInput {got(obj)}")
 
 
 @dataclass
@@ -188,6 +196,10 @@ def sweep(make_graph: Callable[..., Any], grid: Mapping[str, Sequence[Any]] | No
           num_workers: int | None = None, rows: str = "turns", progress: bool = True,
           record_dir: str | Path | None = None, max_network_runs: int = 4) -> SweepResult:
     """Run ``make_graph(input, **params)`` for every input and every point of ``grid``.
+
+    ``inputs``: audio paths (a sibling ``.segments.csv`` gives labels), recording folders, ``(samples,
+    sample_rate_hz)`` arrays, ``vkit.corpus`` items (labelled) or ``RunInput``s; ``make_graph`` gets each as a
+    ``RunInput`` (``item.source()`` plays it).
 
     Graphs run on the virtual clock with fast pacing (real-time-paced sources are switched, with a
     warning). A graph that talks to a network endpoint (a ``Realtime(url)`` stage) runs on the system
