@@ -1,70 +1,112 @@
 """Sweep scaling: wall time at 1 and 2 workers, per-item overhead of each executor against a bare loop,
-and a paper estimate for 100 workers.
+the Dask scheduler's cost per task, and a paper estimate for 100 workers.
 
-    python bench/sweep.py [--num-items 200] [--seconds 2.0]
+    python bench/sweep.py [--num-utterances 50] [--corpus-dir DIR]
 
-Items are short slices of data/vad_eval.flac through Silero VAD, one per (slice, threshold).
+Items: a labelled corpus made by ``vkit.corpus.generate`` (one turn per item, pink noise at 10 and 20 dB
+SNR), each run through NoiseGate -> Silero VAD at every point of a 2 x 2 grid (VAD threshold x gate).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import tempfile
 import time
-from pathlib import Path
 
-import soundfile as sf
+from distributed import Client, LocalCluster
 
+import vkit
+import vkit.corpus
 from vkit import filters, sinks
-from vkit.runtime import run
 from vkit.scale import RunInput, sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+GRID = {"threshold": [0.4, 0.6], "gate_dbfs": [None, -40]}
 
 
-def make_graph(item: RunInput, threshold: float = 0.5):
-    return item.source() | filters.VAD("silero", threshold=threshold) | sinks.Null()
+def make_graph(item: RunInput, threshold: float = 0.5, gate_dbfs: float | None = None):
+    graph = item.source()
+    if gate_dbfs is not None:
+        graph = graph | filters.NoiseGate(threshold_dbfs=gate_dbfs, attack_ms=2, hold_ms=60, release_ms=150)
+    return graph | filters.VAD("silero", threshold=threshold) | sinks.Null()
+
+
+def noop(x: int) -> int:
+    return x
+
+
+def scheduler_ms_per_task(client: Client, num_tasks: int = 2000) -> float:
+    """Wall time per task of trivial tasks on the cluster: the scheduler's and the round trip's cost."""
+    client.gather(client.map(noop, range(50), pure=False))  # warm
+    started = time.perf_counter()
+    client.gather(client.map(noop, range(num_tasks), pure=False))
+    return (time.perf_counter() - started) / num_tasks * 1e3
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--num-items", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=2.0, help="audio per item")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-utterances", type=int, default=50, help="corpus items (x 4 grid points)")
+    parser.add_argument("--corpus-dir", default=None, help="where the corpus is written (default: a temporary folder)")
     args = parser.parse_args()
-    audio, rate = sf.read(ROOT / "data/vad_eval.flac", dtype="float32")
-    size = int(args.seconds * rate)
-    num_slices = args.num_items // 2
-    slices = [audio[(i * size) % (audio.size - size):][:size] for i in range(num_slices)]
-    inputs = [RunInput(f"slice{i:03d}", samples=s, sample_rate_hz=rate) for i, s in enumerate(slices)]
-    grid = {"threshold": [0.4, 0.6]}
-    num_items = len(inputs) * 2
+    folder = args.corpus_dir or tempfile.mkdtemp(prefix="vkit-sweep-bench-")
+    made = time.perf_counter()
+    corpus = vkit.corpus.generate(folder, num_utterances=args.num_utterances, seed=17, snr_db=[10, 20],
+                                  noise="pink", turns_per_item=1, overwrite=True)
+    made = time.perf_counter() - made
+    points = [{"threshold": t, "gate_dbfs": g} for t in GRID["threshold"] for g in GRID["gate_dbfs"]]
+    num_items = len(corpus) * len(points)
+    audio_s = sum(item.duration_ms for item in corpus) / 1000 * len(points)
 
+    vkit.run(make_graph(RunInput("warm-up", path=str(corpus[0].audio_path))), clock="virtual")  # model, imports
     started = time.perf_counter()
-    for item in inputs:
-        for threshold in grid["threshold"]:
-            run(make_graph(item, threshold), clock="virtual")
+    for item in corpus:
+        for params in points:
+            vkit.run(make_graph(RunInput(item.item_id, path=str(item.audio_path)), **params), clock="virtual")
     bare_s = time.perf_counter() - started
     rows = [("bare loop", 1, bare_s)]
-    for executor, workers in (("inline", 1), ("local", 1), ("local", 2), ("dask", 2)):
+    for executor, workers in (("inline", 1), ("local", 1), ("local", 2)):
         started = time.perf_counter()
-        try:
-            sweep(make_graph, grid, inputs=inputs, executor=executor, num_workers=workers, cache=False, progress=False)
-        except ImportError:
-            continue
+        result = sweep(make_graph, GRID, inputs=corpus, executor=executor, num_workers=workers, cache=False,
+                       progress=False)
         rows.append((executor, workers, time.perf_counter() - started))
-    print(f"{num_items} items of {args.seconds:.1f} s audio (Silero VAD), 2-core shared machine")
-    print(f"{'executor':10s} {'workers':>7s} {'wall s':>8s} {'ms/item':>8s} {'overhead ms/item vs bare':>25s}")
+        assert result.failures.empty and result.num_executed == num_items
+    started = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        cluster_s = time.perf_counter() - started
+        started = time.perf_counter()
+        sweep(make_graph, GRID, inputs=corpus, executor=client, cache=False, progress=False)
+        rows.append(("dask", 2, time.perf_counter() - started))
+        task_ms = scheduler_ms_per_task(client)
+
+    print(f"python {platform.python_version()}  vkit {vkit.__version__}  cores {os.cpu_count()}  "
+          f"load average {os.getloadavg()[0]:.1f} (the machine is shared)")
+    print(f"{num_items} items: {len(corpus)} corpus items ({made:.1f} s to generate) x {len(points)} grid points, "
+          f"{audio_s / num_items:.1f} s of audio each, NoiseGate -> Silero VAD, virtual clock")
+    print()
+    print(f"{'executor':10s}{'workers':>8s}{'wall s':>9s}{'ms/item':>9s}{'overhead ms/item':>18s}{'speed-up':>10s}")
+    bare_ms = bare_s / num_items * 1e3
     for name, workers, wall in rows:
         per_item = wall / num_items * 1e3
-        overhead = per_item * workers - bare_s / num_items * 1e3
-        print(f"{name:10s} {workers:7d} {wall:8.2f} {per_item:8.2f} {overhead:25.2f}")
+        print(f"{name:10s}{workers:8d}{wall:9.2f}{per_item:9.2f}{per_item * workers - bare_ms:18.2f}"
+              f"{bare_s / wall:9.2f}x")
     walls = {(n, w): t for n, w, t in rows}
-    if ("local", 1) in walls and ("local", 2) in walls:
-        print(f"speed-up local 2 vs 1 workers: {walls[('local', 1)] / walls[('local', 2)]:.2f}x")
-    item_ms = bare_s / num_items * 1e3
-    task_overhead_ms = 1.0  # dask's documented scheduler cost is about 1 ms per task (centralised scheduler)
-    print(f"paper estimate, 100 workers: a 100,000-item sweep takes {100_000 * item_ms / 100 / 1e3:.0f} s of compute "
-          f"+ {100_000 * task_overhead_ms / 1e3:.0f} s of scheduler time, so items under "
-          f"{100 * task_overhead_ms:.0f} ms are scheduler-bound: batch several items per task")
+    print()
+    print("overhead: ms per item of worker time (wall x workers) beyond the bare loop's (this process warmed up "
+          "first; a worker's start-up, its imports and model load count as its overhead)")
+    print(f"speed-up local 2 vs 1 worker: {walls[('local', 1)] / walls[('local', 2)]:.2f}x; "
+          f"dask LocalCluster start {cluster_s:.1f} s (not in its row)")
+    print(f"dask scheduler: {task_ms:.2f} ms of wall per trivial task (2 workers, 2000 tasks)")
+    total = 100_000
+    compute_s = total * bare_ms / 1e3 / 100
+    scheduler_s = total * task_ms / 1e3
+    print(f"paper estimate, 100 workers, {total:,} items of this size: {compute_s:.0f} s of compute spread over the "
+          f"workers, the scheduler's {scheduler_s:.0f} s in series with it -> about {max(compute_s, scheduler_s):.0f}-"
+          f"{compute_s + scheduler_s:.0f} s; the scheduler is the bound once an item takes less than "
+          f"{100 * task_ms:.0f} ms (batch items per task then)")
+    print(f"items per second: bare loop {num_items / bare_s:.1f}, best executor here "
+          f"{num_items / min(w for _, _, w in rows[1:]):.1f}")
 
 
 if __name__ == "__main__":
