@@ -151,3 +151,23 @@ def test_configuration_errors_name_the_value():
         TurnDetector("silence", silence_ms=-1)
     with pytest.raises(ConfigError, match="unexpected keyword"):
         TurnDetector("silence", threshold=0.5)
+
+
+def test_a_deferred_pause_is_judged_outside_and_a_stale_verdict_is_ignored():
+    stage = TurnDetector("silence", silence_ms=100, defer=True)
+    stage.process(_frame(0))
+    stage.process(SpeechStarted(t_ns=1, stage="VAD", sample=0, sample_rate_hz=16_000))
+    stage.process(_frame(320))
+    assert stage.process(_stopped(640, 300)) is None
+    first = stage.take_pause()
+    assert first is not None and stage.take_pause() is None and first.now_sample == 640
+    stage.process(SpeechStarted(t_ns=1, stage="VAD", sample=700, sample_rate_hz=16_000))  # resumed: first is stale
+    assert stage.resolve(first, stage.judge(first)) == []
+    stage.process(_frame(640))
+    stage.process(_stopped(960, 900))
+    second = stage.take_pause()
+    verdict = stage.judge(second)
+    assert verdict.deadline_sample == 2500 and stage.resolve(second, verdict) == []  # not reached yet
+    stage.process(_frame(960, 1280))
+    out = stage.process(_frame(2240))
+    assert isinstance(out, list) and out[2].decided_sample == 2500 and out[1].speech_end_sample == 900

@@ -6,10 +6,10 @@ audio-only end-of-turn model shipped in ``vkit/models``) at each pause. ``detect
 stages on an array, for evaluation.
 """
 
-from vkit.filters.turn.detector import TurnDetector
+from vkit.filters.turn.detector import Pause, TurnDetector
 from vkit.filters.turn.model import SmartTurnModel
 from vkit.filters.turn.offline import TurnDecision, detect_turns
 from vkit.filters.turn.policies import POLICIES, SilenceTurn, SmartTurn, TurnPolicy, Verdict
 
 __all__ = ["TurnDetector", "TurnDecision", "detect_turns", "SilenceTurn", "SmartTurn", "SmartTurnModel",
-           "TurnPolicy", "Verdict", "POLICIES"]
+           "TurnPolicy", "Verdict", "Pause", "POLICIES"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,17 @@ from vkit.frames import AudioFrame, Item, SpeechStarted, SpeechStopped, TurnEnde
 from vkit.units import ms_to_samples, samples_to_ns
 
 _WINDOW_S = 8  # the longest audio a policy reads
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A pause to judge: the turn's audio up to ``now_sample`` (empty for a policy that reads none)."""
+
+    number: int
+    audio: np.ndarray
+    sample_rate_hz: int
+    speech_end_sample: int
+    now_sample: int
 
 
 class TurnDetector(Filter):
@@ -30,13 +42,20 @@ class TurnDetector(Filter):
     record still has every VAD event (the VAD published them), and ``TurnEnded`` marks the turns in it.
 
     ``inference_ms`` lists what each policy call cost (a model's inference), for benchmarks.
+
+    ``defer=True`` is for callers that must not block (the local server): a pause is not judged inside
+    ``process`` but handed out by ``take_pause()``; the caller runs ``judge(pause)`` wherever it likes (a thread)
+    and gives the verdict back to ``resolve(pause, verdict)``, which returns the decision's items when it ends
+    the turn. A verdict for a pause that speech has resumed over since is ignored.
     """
 
     accepts = (AudioFrame, SpeechStarted, SpeechStopped)
 
-    def __init__(self, policy: str | TurnPolicy = "silence", *, stream: str = "input", **options: Any) -> None:
+    def __init__(self, policy: str | TurnPolicy = "silence", *, stream: str = "input", defer: bool = False,
+                 **options: Any) -> None:
         self.policy = make_policy(policy, **options)
         self.stream = stream
+        self.defer = defer
         self.inference_ms: list[float] = []
         self.reset()
 
@@ -48,6 +67,8 @@ class TurnDetector(Filter):
         self._started: SpeechStarted | None = None  # the turn's first SpeechStarted
         self._held: SpeechStopped | None = None
         self._verdict: Verdict | None = None
+        self._num_pauses = 0
+        self._pending: Pause | None = None  # a deferred pause not yet taken
 
     @property
     def latency_ms(self) -> float:
@@ -65,15 +86,37 @@ class TurnDetector(Filter):
             return item
         if isinstance(item, SpeechStarted):
             if self._held is not None:  # speech resumed before the decision: the same turn goes on
-                self._held = self._verdict = None
+                self._held = self._verdict = self._pending = None
                 return None
             self._started = item
             return item
-        self._held = item
-        self._verdict = self._ask(item)
-        if self._verdict.deadline_sample <= self._end_sample:
+        self._held, self._verdict = item, None
+        pause = self._pause(item)
+        if self.defer:
+            self._pending = pause
+            return None
+        return self.resolve(pause, self.judge(pause)) or None
+
+    def take_pause(self) -> Pause | None:
+        """With ``defer=True``: the pause waiting to be judged, once."""
+        pause, self._pending = self._pending, None
+        return pause
+
+    def judge(self, pause: Pause) -> Verdict:
+        """Run the policy on ``pause`` (blocking: a model's inference); touches no state of the stage."""
+        return self.policy.on_pause(pause.audio, pause.sample_rate_hz, pause.speech_end_sample, pause.now_sample)
+
+    def resolve(self, pause: Pause, verdict: Verdict) -> list[Item]:
+        """Take ``verdict`` on ``pause``: the held ``SpeechStopped`` and a ``TurnEnded`` when the turn ends now,
+        else nothing (it ends when the audio reaches the verdict's deadline, unless speech resumes)."""
+        if verdict.inference_ms:
+            self.inference_ms.append(verdict.inference_ms)
+        if pause.number != self._num_pauses or self._held is None:
+            return []  # speech resumed (or the turn ended) since
+        self._verdict = verdict
+        if verdict.deadline_sample <= self._end_sample:
             return self._decide(self._end_sample)
-        return None
+        return []
 
     def flush(self) -> list[Item]:
         if self._held is None:
@@ -102,21 +145,19 @@ class TurnDetector(Filter):
             return [frame, *self._decide(self._verdict.deadline_sample)]
         return frame
 
-    def _ask(self, stopped: SpeechStopped) -> Verdict:
+    def _pause(self, stopped: SpeechStopped) -> Pause:
+        self._num_pauses += 1
         rate = self._rate or stopped.sample_rate_hz
         audio = np.zeros(0, np.float32)
         if self._recent is not None:
             first = (self._started.sample if self._started is not None else 0) - ms_to_samples(self.policy.context_ms, rate)
             audio = self._recent.read(max(first, 0), self._end_sample)
-        verdict = self.policy.on_pause(audio, rate, stopped.speech_end_sample, self._end_sample)
-        if verdict.inference_ms:
-            self.inference_ms.append(verdict.inference_ms)
-        return verdict
+        return Pause(self._num_pauses, audio, rate, stopped.speech_end_sample, self._end_sample)
 
     def _decide(self, decided_sample: int) -> list[Item]:
         held, verdict = self._held, self._verdict
         assert held is not None and verdict is not None
-        self._held = self._verdict = self._started = None
+        self._held = self._verdict = self._started = self._pending = None
         frame = self._last_frame
         at_ns = (frame.t_ns + samples_to_ns(decided_sample - frame.start_sample, frame.sample_rate_hz)
                  if frame is not None else held.sample_t_ns)

@@ -7,7 +7,7 @@ sample at which the turn ends unless speech resumes first. The stage (``TurnDete
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -63,14 +63,16 @@ class SmartTurn:
             raise ConfigError(f"smart_turn threshold must be in (0, 1) {got(threshold)}")
         if max_silence_ms < 0:
             raise ConfigError(f"max_silence_ms must be >= 0 {got(max_silence_ms)}")
-        from vkit.filters.turn.model import SmartTurnModel
-
         self.threshold = threshold
         self.max_silence_ms = max_silence_ms
         self.context_ms = context_ms
-        self._model = SmartTurnModel()
+        self._model: Any = None  # loaded by the first pause (where a caller that must not block runs it)
 
     def on_pause(self, audio: np.ndarray, sample_rate_hz: int, speech_end_sample: int, now_sample: int) -> Verdict:
+        if self._model is None:
+            from vkit.filters.turn.model import SmartTurnModel
+
+            self._model = SmartTurnModel()
         rate = self._model.sample_rate_hz
         if sample_rate_hz != rate and audio.size:
             import soxr
