@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,7 @@ class LocalServer:
         # -- cascade endpoints (vkit.responses.local_server): a server of their own beside this one
         self.cascade: Any = None
         self._cascade_options = cascade
+        self._turn_executor: ThreadPoolExecutor | None = None
 
     @property
     def records(self) -> list[ResponseRecord]:
@@ -117,6 +120,8 @@ class LocalServer:
         from vkit.filters.vad.models import SileroModel
 
         SileroModel.load()  # the server VAD's model now, not inside the first session
+        # semantic_vad's turn models: one thread fewer than the machine's cores, so the loop keeps a core
+        self._turn_executor = ThreadPoolExecutor(max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="vkit-turn")
         if self.clock is None:
             self.clock = SessionClock()
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
@@ -142,6 +147,9 @@ class LocalServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self._turn_executor is not None:
+            self._turn_executor.shutdown(wait=False, cancel_futures=True)
+            self._turn_executor = None
         close_responder = getattr(self.responder, "close", None)
         if self._owns_responder and close_responder is not None:
             await asyncio.get_running_loop().run_in_executor(None, close_responder)
@@ -169,7 +177,8 @@ class LocalServer:
         session = ServerSession(self.options, dialect="beta" if beta else "ga", model=query.get("model", "gpt-realtime"),
                                 now_ns=self.clock.now_ns(), unix_s=self.clock.unix_s(),
                                 transcription=query.get("intent") == "transcription")
-        connection = Connection(websocket, session, self.responder, self.clock, self.max_message_bytes)
+        connection = Connection(websocket, session, self.responder, self.clock, self.max_message_bytes,
+                                self._turn_executor)
         self.connections.add(connection)
         try:
             await connection.run()
