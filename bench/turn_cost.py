@@ -55,6 +55,8 @@ def model_cost(calls: int) -> dict[str, float]:
 
 def serve(turn_detector: str, ports: multiprocessing.Queue, stop: multiprocessing.Event,
           stats: multiprocessing.Queue) -> None:
+    import scipy.signal  # noqa: F401 - the VAD's resampler imports it in a first session: not what is measured here
+
     from vkit.realtime.server import LocalServer
 
     if turn_detector == "smart_turn":
@@ -95,9 +97,10 @@ async def one_session(url: str, detection: dict, audio: np.ndarray) -> int:
 
 
 def load(detection: dict, turn_detector: str, sessions: int, audio: np.ndarray) -> dict:
-    ports, stats = multiprocessing.Queue(), multiprocessing.Queue()
-    stop = multiprocessing.Event()
-    process = multiprocessing.Process(target=serve, args=(turn_detector, ports, stop, stats), daemon=True)
+    spawn = multiprocessing.get_context("spawn")  # a forked onnxruntime session (part 1's) is not safe to use
+    ports, stats = spawn.Queue(), spawn.Queue()
+    stop = spawn.Event()
+    process = spawn.Process(target=serve, args=(turn_detector, ports, stop, stats), daemon=True)
     process.start()
     url = f"ws://127.0.0.1:{ports.get(timeout=60)}/v1/realtime"
 

@@ -136,11 +136,16 @@ class Connection:
     async def _judge(self, work: TurnWork) -> None:
         """A semantic_vad pause judged in a thread of the server's ``turn_executor`` (on the loop, Smart Turn's
         inference would hold every session; the executor's few threads leave a core to the loop)."""
+        def judge() -> Verdict | None:  # a pause that speech resumed over while it queued is not judged
+            return work.detector.judge(work.pause) if work.detector.is_open(work.pause) else None
+
         try:
-            verdict = await self.run_blocking(work.detector.judge, work.pause, executor=self.turn_executor)
+            verdict = await self.run_blocking(judge, executor=self.turn_executor)
         except Exception:  # noqa: BLE001 - a model's failure ends the turn here rather than holding it
             log.exception("the turn detector failed")
             verdict = Verdict(work.pause.now_sample, "error")
+        if verdict is None:
+            return
         async with self._core:
             self.session.turn_judged(work, verdict, self.clock.now_ns())
         await self._quietly(self._pump())
