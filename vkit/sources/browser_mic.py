@@ -7,22 +7,26 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import anywidget
 import numpy as np
 import soxr
-import traitlets
 
 from vkit.deprecation import renamed_keyword
+from vkit.extras import require
 from vkit.frames import AudioFrame
 from vkit.graph import Pipe
 from vkit.stage import StreamFormat
 from vkit.units import pcm16_bytes_to_float, samples_to_whole_ns
 
+require("anywidget", extra="notebook", feature="vkit.sources.BrowserMic")
+
+import anywidget  # noqa: E402 - after the check that names the extra
+import traitlets  # noqa: E402
+
 
 class MicWidget(anywidget.AnyWidget):
     """The page side: a button, getUserMedia, and an AudioWorklet that sends Int16 chunks."""
 
-    _esm = Path(__file__).with_name("mic.js")
+    _esm = Path(__file__).with_name("browser_mic.js")
     frame_ms = traitlets.Int(40).tag(sync=True)
 
 
