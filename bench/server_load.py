@@ -124,7 +124,7 @@ def client_cost(num_frames: int = 3000, rounds: int = 3) -> tuple[float, float]:
 
     def vkit_cpu(frames: int) -> float:
         audio = speech_24k(frames * 0.02)
-        stage = Realtime(server.url, turn_detection="manual", chunk_ms=20, barge_in=False)
+        stage = Realtime(server.url, turn_detection="manual", frame_ms=20, barge_in=False)
         cpu = time.process_time()
         vkit.run(sources.Array(audio, 24_000, frame_ms=20, progress=False) | stage | sinks.Null())
         return time.process_time() - cpu
@@ -166,7 +166,7 @@ def paced_client_cost(num_callers: int = 20, seconds: float = 10.0) -> tuple[flo
         audio = speech_24k(duration_s)
         cpu = time.process_time()
         handles = [vkit.start(sources.Array(audio, 24_000, frame_ms=20, pace="realtime")
-                              | Realtime(server.url, turn_detection="manual", chunk_ms=20, barge_in=False)
+                              | Realtime(server.url, turn_detection="manual", frame_ms=20, barge_in=False)
                               | sinks.Null()) for _ in range(num_callers)]
         for handle in handles:
             handle.wait(duration_s + 30)

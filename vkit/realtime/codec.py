@@ -16,6 +16,7 @@ import numpy as np
 
 from vkit.errors import RemoteProtocolError, got
 from vkit.realtime.events import BETA_SERVER_RENAMES, RealtimeEvent, UnknownEvent, event_class
+from vkit.units import float_to_pcm16, float_to_pcm16_bytes, pcm16_bytes_to_float, pcm16_to_float
 
 __all__ = ["Dialect", "decode_event", "encode_event", "encode_audio", "decode_audio", "AUDIO_FORMATS",
            "MAX_DEPTH", "json_depth_exceeds",
@@ -120,14 +121,13 @@ def _preview(text: str | bytes) -> str:
 
 def encode_audio(samples: np.ndarray, audio_format: str = "pcm16") -> str:
     """Mono float32 samples at the format's rate -> base64 text."""
-    # ufuncs in place: per 20 ms chunk, np.clip's Python wrapper costs more than the arithmetic
-    scaled = np.multiply(np.asarray(samples, np.float32).reshape(-1), np.float32(32768))  # exact: a power of two
-    np.maximum(scaled, np.float32(-32768), out=scaled)
-    np.minimum(scaled, np.float32(32767), out=scaled)
-    pcm = np.rint(scaled, out=scaled).astype("<i2")
-    if audio_format != "pcm16":
-        pcm = ulaw_encode(pcm) if audio_format == "g711_ulaw" else alaw_encode(pcm)
-    return binascii.b2a_base64(pcm.tobytes(), newline=False).decode("ascii")
+    x = np.asarray(samples, np.float32).reshape(-1)
+    if audio_format == "pcm16":
+        data = float_to_pcm16_bytes(x)
+    else:
+        pcm = float_to_pcm16(x)
+        data = (ulaw_encode(pcm) if audio_format == "g711_ulaw" else alaw_encode(pcm)).tobytes()
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def decode_audio(text: str, audio_format: str = "pcm16") -> np.ndarray:
@@ -139,10 +139,10 @@ def decode_audio(text: str, audio_format: str = "pcm16") -> np.ndarray:
     if audio_format == "pcm16":
         if len(data) % 2:
             raise RemoteProtocolError(f"PCM16 audio must have an even number of bytes {got(len(data))}")
-        return np.frombuffer(data, "<i2").astype(np.float32) / 32768
+        return pcm16_bytes_to_float(data)
     codes = np.frombuffer(data, np.uint8)
     pcm = ulaw_decode(codes) if audio_format == "g711_ulaw" else alaw_decode(codes)
-    return pcm.astype(np.float32) / 32768
+    return pcm16_to_float(pcm)
 
 
 def _build_ulaw_tables() -> tuple[np.ndarray, np.ndarray]:
