@@ -39,7 +39,9 @@ class LocalServer:
     any object with ``async reply(turn: Turn) -> Reply``; ``transcribe=True`` gives echo and tools a
     pocketsphinx recogniser. ``response_delay_ms``: injected delay before the first audio delta (ms, a
     distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade"). ``output_pace``:
-    output streaming speed as a multiple of real time (0 = as fast as possible). ``clock``: every wait and
+    output streaming speed as a multiple of real time (0 = as fast as possible). ``created_delay_ms``: how
+    long after its trigger each response is announced (``response.created``), input still taken meanwhile: a
+    slow or queued server. ``clock``: every wait and
     timestamp of the server (a ``VirtualClock`` runs whole sessions with no real waiting); by default a
     ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
     answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
@@ -58,18 +60,20 @@ class LocalServer:
                  idle_reap_s: float | None = 600.0, tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
                  ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False,
-                 cascade: dict[str, Any] | None = None) -> None:
+                 cascade: dict[str, Any] | None = None, created_delay_ms: float = 0.0) -> None:
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
         if not 5 <= chunk_ms <= 1000:
             raise ConfigError(f"chunk_ms must be in [5, 1000] {got(chunk_ms)}")
+        if created_delay_ms < 0:
+            raise ConfigError(f"created_delay_ms must be >= 0 {got(created_delay_ms)}")
         self.host = host
         self.port = port
         self.responder: Responder = (make_responder(responder, replies, tool_rules=tool_rules, transcribe=transcribe)
                                      if isinstance(responder, str) else responder)
         self._owns_responder = isinstance(responder, str)
         self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, chunk_ms, max_session_s,
-                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s)
+                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s, created_delay_ms)
         self.clock = clock
         self.max_sessions = max_sessions
         self.max_message_bytes = max_message_bytes
