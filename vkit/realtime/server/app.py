@@ -41,9 +41,8 @@ class LocalServer:
     distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade"). ``output_pace``:
     output streaming speed as a multiple of real time (0 = as fast as possible). ``created_delay_ms``: how
     long after its trigger each response is announced (``response.created``), input still taken meanwhile: a
-    slow or queued server. ``clock``: every wait and
-    timestamp of the server (a ``VirtualClock`` runs whole sessions with no real waiting); by default a
-    ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
+    slow or queued server. ``clock``: every wait and timestamp of the server (a ``VirtualClock`` runs whole
+    sessions with no real waiting); by default a ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
     answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
     ``close_timeout_s`` (real time: they watch the network, not the session). A session with no client
     event and no response under way for ``idle_reap_s`` (on ``clock``) gets a ``session_idle`` error and
