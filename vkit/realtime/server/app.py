@@ -43,9 +43,10 @@ class LocalServer:
     any object with ``async reply(turn: Turn) -> Reply``; ``transcribe=True`` gives echo and tools a
     pocketsphinx recogniser. ``response_delay_ms``: injected delay before the first audio delta (ms, a
     distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade"). ``output_pace``:
-    output streaming speed as a multiple of real time (0 = as fast as possible). ``clock``: every wait and
-    timestamp of the server (a ``VirtualClock`` runs whole sessions with no real waiting); by default a
-    ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
+    output streaming speed as a multiple of real time (0 = as fast as possible). ``created_delay_ms``: how
+    long after its trigger each response is announced (``response.created``), input still taken meanwhile: a
+    slow or queued server. ``clock``: every wait and timestamp of the server (a ``VirtualClock`` runs whole
+    sessions with no real waiting); by default a ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
     answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
     ``close_timeout_s`` (real time: they watch the network, not the session). A session with no client
     event and no response under way for ``idle_reap_s`` (on ``clock``) gets a ``session_idle`` error and
@@ -66,12 +67,14 @@ class LocalServer:
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
                  ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False,
                  cascade: dict[str, Any] | None = None, turn_detector: str = "smart_turn",
-                 chunk_ms: int | None = None) -> None:
+                 created_delay_ms: float = 0.0, chunk_ms: int | None = None) -> None:
         frame_ms = renamed_keyword("LocalServer", "chunk_ms", "frame_ms", chunk_ms, frame_ms)
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
         if not 5 <= frame_ms <= 1000:
             raise ConfigError(f"frame_ms must be in [5, 1000] {got(frame_ms)}")
+        if created_delay_ms < 0:
+            raise ConfigError(f"created_delay_ms must be >= 0 {got(created_delay_ms)}")
         self.host = host
         self.port = port
         self.responder: Responder = (make_responder(responder, replies, tool_rules=tool_rules, transcribe=transcribe)
@@ -79,7 +82,8 @@ class LocalServer:
         self._owns_responder = isinstance(responder, str)
         semantic_detector(turn_detector, "auto")  # refuses an unknown name now
         self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, frame_ms, max_session_s,
-                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s, turn_detector)
+                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s, turn_detector,
+                                     created_delay_ms)
         self.clock = clock
         self.max_sessions = max_sessions
         self.max_message_bytes = max_message_bytes

@@ -27,6 +27,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
                        help="echo/tools: transcribe the user with pocketsphinx (fills transcripts)")
     serve.add_argument("--response-delay-ms", default="0",
                        help=f"delay before the first audio: ms, normal:MEAN,SD, uniform:LO,HI, or {', '.join(PROFILES)}")
+    serve.add_argument("--created-delay-ms", type=float, default=0.0,
+                       help="announce each response (response.created) this long after its trigger: a slow server")
     serve.add_argument("--output-pace", type=float, default=2.0, help="output streaming speed x real time (0 = burst)")
     serve.add_argument("--frame-ms", type=int, default=40, help="audio per output delta")
     serve.add_argument("--chunk-ms", dest="frame_ms", type=int, help=argparse.SUPPRESS)  # old name, one release
@@ -46,7 +48,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run_serve(args: argparse.Namespace) -> int:
     server = LocalServer(args.host, args.port, responder=args.responder, replies=args.reply,
-                         response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
+                         response_delay_ms=args.response_delay_ms, created_delay_ms=args.created_delay_ms,
+                         output_pace=args.output_pace,
                          frame_ms=args.frame_ms, seed=args.seed, max_sessions=args.max_sessions,
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
                          idle_reap_s=args.idle_reap_s or None,

@@ -90,8 +90,11 @@ class ServerOptions:
     refused with an error); ``max_retained_audio_s``: conversation audio kept for retrieve and truncate
     (the oldest items' audio is dropped beyond it, their metadata stays); ``idle_reap_s``: a session with
     no client event and no response under way for this long is ended (``session_idle`` error, close 1000),
-    so frozen or forgotten peers give back their slot (None: never). ``turn_detector``: what decides a
-    ``semantic_vad`` turn after Silero ("smart_turn" or "silence", see ``semantic_detector``).
+    so frozen or forgotten peers give back their slot (None: never); ``turn_detector``: what decides a
+    ``semantic_vad`` turn after Silero ("smart_turn" or "silence", see ``semantic_detector``);
+    ``created_delay_ms``: how long after its trigger a response is announced (``response.created``), input
+    and commits still taken meanwhile: a slow or queued server, whose answer arrives after the user's next
+    turn has begun.
     """
 
     delay: DelayModel = field(default_factory=DelayModel)
@@ -102,6 +105,7 @@ class ServerOptions:
     max_retained_audio_s: float = 600.0
     idle_reap_s: float | None = 600.0
     turn_detector: str = "smart_turn"
+    created_delay_ms: float = 0.0
     chunk_ms: InitVar[int | None] = None
 
     def __post_init__(self, chunk_ms: int | None) -> None:
@@ -183,6 +187,8 @@ class _Response:
     overrides: dict[str, Any]
     context: list[str]  # item ids (conversation) the answer is based on
     requested_ns: int = 0
+    after_item: str | None = None  # the conversation's last item when it was triggered: its output goes after it
+    announced: bool = False  # response.created sent
     steps: deque[tuple[int, Callable[[int], None]]] = field(default_factory=deque)
     outputs: list[dict[str, Any]] = field(default_factory=list)  # output items, as last sent
     open_item: dict[str, Any] | None = None  # the message item being streamed
@@ -728,14 +734,27 @@ class ServerSession:
             modalities = list(overrides.get("output_modalities") or self.session.get("output_modalities") or ["audio"])
         metadata = {**(overrides.get("metadata") or {}), "vkit_trigger": trigger}
         response = _Response(record, now_ns, overrides.get("conversation", "auto") != "none", modalities, metadata,
-                             overrides, context if context is not None else list(self.order), requested_ns=now_ns)
+                             overrides, context if context is not None else list(self.order), requested_ns=now_ns,
+                             after_item=self.order[-1] if self.order else None)
         self.responses[record.response_id] = response
         self.records.append(record)
+        turn = self._turn(response, audio)
+        delay_ns = ms_to_ns(self.options.created_delay_ms)
+        if delay_ns > 0:
+            response.steps.append((now_ns + delay_ns, lambda now: self._announce(response, turn, now)))
+        else:
+            self._announce(response, turn, now_ns)
+
+    def _announce(self, response: _Response, turn: Turn | None, now_ns: int) -> None:
+        """``response.created``, then the answer is asked for (None: the response ended before its answer)."""
+        response.announced = True
         self._emit("response.created", response=self._response_object(response, "in_progress"))
         self._emit("rate_limits.updated", rate_limits=[
             {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
             {"name": "tokens", "limit": 40000, "remaining": 39000, "reset_seconds": 1.5}])
-        self._work.append(ReplyWork(record.response_id, self._turn(response, audio)))
+        if turn is not None:
+            response.requested_ns = now_ns  # the responder's processing counts from here
+            self._work.append(ReplyWork(response.record.response_id, turn))
 
     def _turn(self, response: _Response, audio: np.ndarray | None) -> Turn:
         rate = self._input_rate()
@@ -836,7 +855,8 @@ class ServerSession:
                         "content_index": 0}
         self._emit("response.output_item.added", response_id=response.record.response_id, output_index=0, item=item)
         if response.in_conversation:
-            before = self._add_item(_Item(item, np.zeros(0, np.float32), output_format_name(self.session)))
+            before = self._add_item(_Item(item, np.zeros(0, np.float32), output_format_name(self.session)),
+                                    self._answered_item(response))
             if self.dialect == "beta":
                 self._emit("conversation.item.created", item=item, previous_item_id=before)
             else:
@@ -910,7 +930,7 @@ class ServerSession:
         self._emit("response.output_item.added", response_id=rid, output_index=output_index, item=item)
         before = None
         if response.in_conversation:
-            before = self._add_item(_Item(item))
+            before = self._add_item(_Item(item), self._answered_item(response))
             self._item_added_start(item, before)
         ids = {"response_id": rid, "item_id": item_id, "output_index": output_index, "call_id": call_id}
         self._emit("response.function_call_arguments.delta", **ids, delta=call.arguments)
@@ -923,6 +943,17 @@ class ServerSession:
         self._emit("response.output_item.done", response_id=rid, output_index=output_index, item=done)
         if response.in_conversation and self.dialect == "ga":
             self._emit("conversation.item.done", item=done)
+
+    def _answered_item(self, response: _Response) -> str | None:
+        """Where a response's next output item goes: after its own last output, else after the item that was
+        last when it was triggered (so an answer follows what it answers, though the user spoke meanwhile);
+        None: at the end."""
+        own = [o["id"] for o in response.outputs if o.get("id") in self.items]
+        if response.open_item is not None and response.open_item["id"] in self.items:
+            own.append(response.open_item["id"])
+        if own:
+            return max(own, key=self.order.index)
+        return response.after_item if response.after_item in self.items else None
 
     def _item_added_start(self, item: dict[str, Any], before: str | None) -> None:
         if self.dialect == "beta":
@@ -937,6 +968,8 @@ class ServerSession:
         if rid not in self.responses:
             return
         response.steps.clear()
+        if not response.announced:  # ended before it was announced: announced now, so that it can end
+            self._announce(response, None, now_ns)
         item = response.open_item
         if item is not None:
             response.open_item = None
