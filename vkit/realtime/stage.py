@@ -35,6 +35,7 @@ from vkit.realtime.tools import Tool, ToolDispatcher, as_tool
 from vkit.realtime.transcripts import transcript_of
 from vkit.redact import install_websockets_filter, redact_text, redact_url, register_secret
 from vkit.stage import StreamFormat
+from vkit.units import s_to_ns
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +245,7 @@ class _Session:
         self.truncated: set[str] = set()
         self.responding = asyncio.Event()
         self.connected = asyncio.Event()
+        self.progress = asyncio.Event()  # set whenever a server event was acted on (what _drain waits for)
         self.first_delta_ns: dict[str, int] = {}
         self.num_connections = 0
         self.num_reconnects = 0
@@ -342,17 +344,28 @@ class _Session:
             self.protocol.close()
 
     async def _drain(self, reader: asyncio.Task[None]) -> None:
-        """The input ended: let the answer in progress finish arriving, then close."""
-        deadline = asyncio.get_running_loop().time() + self.stage.drain_timeout_s
-        while not reader.done():
-            if not self._awaiting():
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                self._abandon_response(f"still arriving {self.stage.drain_timeout_s:g} s after the input ended "
-                                       "(drain_timeout_s)")
-                return
-            await asyncio.wait({reader}, timeout=0.05)
-        reader.result()
+        """The input ended: let the answer in progress finish arriving (for ``drain_timeout_s`` on the session
+        clock), then close. It wakes on what can end the wait: an event handled, a tool call finished, the
+        reader's end, the deadline; nothing polls, so a virtual clock jumps straight to the next of them."""
+        clock = self.ctx.clock
+        deadline = asyncio.ensure_future(clock.sleep_until(clock.now_ns() + s_to_ns(self.stage.drain_timeout_s)))
+        try:
+            while not reader.done():
+                self.progress.clear()
+                if not self._awaiting():
+                    return
+                if deadline.done():
+                    self._abandon_response(f"still arriving {self.stage.drain_timeout_s:g} s after the input ended "
+                                           "(drain_timeout_s)")
+                    return
+                progressed = asyncio.ensure_future(self.progress.wait())
+                tools = [c.task for c in self.tools.calls.values() if c.task is not None and not c.task.done()] \
+                    if self.tools is not None else []
+                await asyncio.wait({reader, deadline, progressed, *tools}, return_when=asyncio.FIRST_COMPLETED)
+                progressed.cancel()
+            reader.result()
+        finally:
+            deadline.cancel()
 
     def _awaiting(self) -> bool:
         return (self.protocol.active_response is not None or self.responding.is_set()
@@ -368,6 +381,7 @@ class _Session:
             self.interrupted.add(response_id)
         self.protocol.active_response = None
         self.responding.clear()
+        self.progress.set()
 
     async def _read_forever(self) -> None:
         """Act on the server's events in order. A receiver task stamps each message as it comes off the socket,
@@ -388,6 +402,7 @@ class _Session:
                 if isinstance(message, Exception):
                     raise message
                 await self._on_message(message, received_ns)
+                self.progress.set()
                 inbox.task_done()
                 await asyncio.sleep(0)  # let the socket be read, and stamped, between two events
         finally:
