@@ -421,10 +421,10 @@ class _Session:
                         await inbox.put((self.ctx.clock.now_ns(), message))
                 except ConnectionClosed as exc:
                     closed = exc
-                code, why = _close_of(websocket, closed)
-                why = self.abort_reason or why
-                if _refused_oversized(closed):
-                    raise self._oversized()
+                code, why = self._close_of(websocket, closed)
+                refused = self._refusal(closed)
+                if refused is not None:
+                    raise refused
                 if websocket is self.websocket:
                     self.connected.clear()
                 if not self.stage.reconnect or code in NO_RECONNECT_CODES:
@@ -485,9 +485,10 @@ class _Session:
         try:
             await websocket.send(text)
         except ConnectionClosed as exc:
-            if _refused_oversized(exc):
-                raise self._oversized() from exc
-            why = self.abort_reason or _close_of(websocket, exc)[1]
+            refused = self._refusal(exc)
+            if refused is not None:
+                raise refused from exc
+            why = self._close_of(websocket, exc)[1]
             if websocket is self.websocket:
                 self.connected.clear()
             if not self.stage.reconnect:
@@ -500,9 +501,31 @@ class _Session:
                                        t_ns=self.ctx.clock.now_ns(), stage=self.ctx.name))
         return True
 
-    def _oversized(self) -> RemoteProtocolError:
-        return RemoteProtocolError(f"the Realtime server sent a message over max_frame_bytes="
-                                   f"{self.stage.max_frame_bytes} {got(self.stage.endpoint)}")
+    def _close_of(self, websocket: ClientConnection, closed: ConnectionClosed | None) -> tuple[int | None, str]:
+        """The close code and the phrase naming why: vkit's own abort, an unanswered keepalive ping, the close."""
+        code, why = _close_of(websocket, closed)
+        if self.abort_reason is not None:
+            return code, self.abort_reason
+        if closed is not None and closed.rcvd is None and closed.sent is not None \
+                and closed.sent.reason == "keepalive ping timeout":
+            why = f"the server did not answer a keepalive ping within ping_timeout_s={self.stage.ping_timeout_s:g}: {why}"
+        return code, why
+
+    def _refusal(self, closed: ConnectionClosed | None) -> RemoteProtocolError | None:
+        """The error when vkit's websockets failed the connection over what the server sent: a message over
+        max_frame_bytes (1009), a text frame that is not UTF-8 (1007), a broken frame (1002). None otherwise."""
+        if closed is None or closed.rcvd is not None or closed.sent is None:
+            return None
+        code, reason, endpoint = closed.sent.code, closed.sent.reason, got(self.stage.endpoint)
+        if code == 1009:
+            return RemoteProtocolError(f"the Realtime server sent a message over max_frame_bytes="
+                                       f"{self.stage.max_frame_bytes} ({reason}) {endpoint}")
+        if code == 1007:
+            return RemoteProtocolError(f"the Realtime server sent a text frame that is not valid UTF-8 ({reason}) "
+                                       f"{endpoint}")
+        if code == 1002:
+            return RemoteProtocolError(f"the Realtime server broke the WebSocket protocol ({reason}) {endpoint}")
+        return None
 
     async def _watch_writes(self) -> None:
         """Abort a connection whose send has not completed within write_timeout_s (the peer stopped reading).
@@ -681,11 +704,6 @@ def _close_of(websocket: ClientConnection, closed: ConnectionClosed | None) -> t
         code, reason, by = None, "", "without a closing handshake"
     text = f"code {code}" if code is not None else "no close code"
     return code, f"{text} {by}" + (f": {reason}" if reason else "")
-
-
-def _refused_oversized(closed: ConnectionClosed | None) -> bool:
-    """Whether vkit closed the connection with 1009 because a server message exceeded max_size."""
-    return closed is not None and closed.rcvd is None and closed.sent is not None and closed.sent.code == 1009
 
 
 def _is_loopback(host: str) -> bool:

@@ -38,6 +38,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--tls", action="store_true", help="cascade endpoints over TLS (self-signed, made at start)")
     serve.add_argument("--idle-reap-s", type=float, default=600.0,
                        help="close a session with no client event and no response for this long (0: never)")
+    serve.add_argument("--max-bad-events", type=int, default=100,
+                       help="close a session after this many malformed client events (0: never)")
     return serve
 
 
@@ -46,7 +48,7 @@ def run_serve(args: argparse.Namespace) -> int:
                          response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
                          chunk_ms=args.chunk_ms, seed=args.seed, max_sessions=args.max_sessions,
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
-                         idle_reap_s=args.idle_reap_s or None,
+                         idle_reap_s=args.idle_reap_s or None, max_bad_events=args.max_bad_events or None,
                          tool_rules=args.tool_rule, transcribe=args.transcribe,
                          cascade=None if args.cascade_port is None else {"port": args.cascade_port, "tls": args.tls})
 

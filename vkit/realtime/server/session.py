@@ -60,7 +60,10 @@ class ServerOptions:
     refused with an error); ``max_retained_audio_s``: conversation audio kept for retrieve and truncate
     (the oldest items' audio is dropped beyond it, their metadata stays); ``idle_reap_s``: a session with
     no client event and no response under way for this long is ended (``session_idle`` error, close 1000),
-    so frozen or forgotten peers give back their slot (None: never).
+    so frozen or forgotten peers give back their slot (None: never); ``max_bad_events``: malformed client
+    events (unparsable, binary, oversized, failing their schema) each get an error event and are skipped,
+    and past this many the session is ended (``too_many_bad_events`` error, close 1008; None: never).
+    Events refused only for the session's state (an empty commit, a second response) are not counted.
     """
 
     delay: DelayModel = field(default_factory=DelayModel)
@@ -70,6 +73,7 @@ class ServerOptions:
     max_input_buffer_s: float = 600.0
     max_retained_audio_s: float = 600.0
     idle_reap_s: float | None = 600.0
+    max_bad_events: int | None = 100
 
 
 @dataclass
@@ -166,6 +170,7 @@ class ServerSession:
         self.responses: dict[str, _Response] = {}
         self.records: list[ResponseRecord] = []
         self.num_errors = 0
+        self.num_bad_events = 0  # malformed client events, counted against options.max_bad_events
         self.close_code: int | None = None  # set when the session must end: close the socket with it
         self.close_reason = ""
         self._last_client_ns = now_ns
@@ -194,6 +199,7 @@ class ServerSession:
         if isinstance(text, bytes):  # the Realtime API speaks JSON in text frames only
             self._error("invalid_event", "Binary frames are not supported: send each event as a JSON text frame "
                         f"(got a binary frame of {len(text)} bytes).")
+            self._count_bad()
             return
         try:
             event = self.protocol.receive(text)
@@ -201,14 +207,18 @@ class ServerSession:
             self.num_errors += 1
             log.info("client event refused: %s", error)
             self._out.append(self.protocol.encode(error.event))
+            self._count_bad()
             return
         except RecursionError:  # JSON nested deeper than the parser goes
             self._error("invalid_json", "Invalid event: the JSON is nested too deeply.")
+            self._count_bad()
             return
         try:
             getattr(self, "_on_" + event.type.replace(".", "_"))(event, now_ns)
         except schema.Invalid as invalid:
             self._error(invalid.code, str(invalid), param=invalid.param, event_id=event.event_id)
+            if invalid.malformed:
+                self._count_bad()
         except Exception as exc:  # noqa: BLE001 - a bug here is ours: report it, log it, keep the session
             log.exception("the server failed on a %s event", event.type)
             self._error("server_error", f"The server had an error while processing your request: "
@@ -218,6 +228,24 @@ class ServerSession:
         """A frame the I/O layer would not parse (over its size limit): an error event, the session lives."""
         self._error("message_too_large", f"The message is too large: the limit is {limit_bytes} bytes "
                     f"(got {num_bytes}).")
+        self._count_bad()
+
+    def end(self, code: str, message: str, close_code: int, close_reason: str) -> None:
+        """End the session from outside (the I/O layer saw the connection fail): an error event if the
+        socket can still carry one, a log line, and ``close_code`` for the I/O layer to close with."""
+        if self.close_code is not None:
+            return
+        self._error(code, message)
+        log.warning("ending the session: %s", message)
+        self._close(close_code, close_reason)
+
+    def _count_bad(self) -> None:
+        """One more malformed client event; past ``max_bad_events`` the session ends."""
+        self.num_bad_events += 1
+        limit = self.options.max_bad_events
+        if limit is not None and self.num_bad_events > limit and self.close_code is None:
+            self.end("too_many_bad_events", f"The session was closed after {self.num_bad_events} malformed "
+                     f"client events, more than the server's limit of {limit}.", 1008, "too many bad events")
 
     def events_to_send(self) -> list[str]:
         """The server text produced since the last call, in order."""
@@ -412,10 +440,7 @@ class ServerSession:
     # -- input audio -----------------------------------------------------------------------------------
 
     def _on_input_audio_buffer_append(self, event: Any, now_ns: int) -> None:
-        try:
-            audio = decode_audio(event.audio, input_format_name(self.session))
-        except Exception as exc:  # noqa: BLE001 - the peer's garbage: report it, keep the session
-            raise schema.Invalid("invalid_value", "audio", f"Invalid 'audio': {exc}") from None
+        audio = _client_audio(event.audio, input_format_name(self.session), "audio")
         rate = self._input_rate()
         if self.buffer.num_samples + audio.size > rate * self.options.max_input_buffer_s:
             raise schema.Invalid("invalid_value", "audio", "Invalid 'audio': the input audio buffer would exceed "
@@ -546,7 +571,7 @@ class ServerSession:
             self.session)  # a client's assistant audio is in the format it would have arrived in
         for part in item.get("content", []):
             if part.get("type") in ("input_audio", "output_audio", "audio") and part.get("audio"):
-                audio = decode_audio(part.pop("audio"), audio_format)
+                audio = _client_audio(part.pop("audio"), audio_format, "item.content.audio")
                 transcript = part.get("transcript") or ""
             if part.get("type") == "input_audio":
                 part.setdefault("transcript", None)
@@ -633,7 +658,8 @@ class ServerSession:
             audio = None
             for part in item.get("content", []):
                 if part.get("type") == "input_audio" and part.get("audio"):
-                    audio = decode_audio(part.pop("audio"), input_format_name(self.session))
+                    audio = _client_audio(part.pop("audio"), input_format_name(self.session),
+                                          f"response.input[{index}].content.audio")
             self._out_of_band[item["id"]] = _Item(item, audio, input_format_name(self.session))
             ids.append(item["id"])
         return ids
@@ -885,3 +911,11 @@ class ServerSession:
             self._idle_since = (max(now_ns, playback_ns), self.buffer.end_sample)
         for item_id in response.context:
             self._out_of_band.pop(item_id, None)
+
+
+def _client_audio(text: Any, audio_format: str, param: str) -> np.ndarray:
+    """A client's base64 audio decoded; anything else is a malformed event (``schema.Invalid``)."""
+    try:
+        return decode_audio(text, audio_format)
+    except Exception as exc:  # noqa: BLE001 - the peer's garbage: report it, keep the session
+        raise schema.Invalid("invalid_value", param, f"Invalid '{param}': {exc}", malformed=True) from None
