@@ -55,7 +55,7 @@ class LocalServer:
                  replies: Sequence[str | Path | np.ndarray] | None = None, response_delay_ms: str | float = 0,
                  output_pace: float = 2.0, chunk_ms: int = 40, seed: int = 0, max_sessions: int = 100,
                  max_session_s: float = 3600.0, max_message_bytes: int = 16 * 1024 * 1024,
-                 max_input_buffer_s: float = 600.0, max_retained_audio_s: float = 600.0,
+                 max_input_buffer_s: float = 600.0, max_retained_audio_s: float | None = 300.0,
                  idle_reap_s: float | None = 600.0, max_bad_events: int | None = 100, tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
                  ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False,
