@@ -26,6 +26,7 @@ from vkit.realtime.server.connection import Connection, GuardedConnection
 from vkit.realtime.server.latency import DelayModel
 from vkit.realtime.server.responders import Responder, ToolRule, make_responder
 from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession
+from vkit.redact import install_websockets_filter
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class LocalServer:
         SileroModel.load()  # the server VAD's model now, not inside the first session
         if self.clock is None:
             self.clock = SessionClock()
+        install_websockets_filter()  # websockets logs the clients' handshake headers (their keys) at DEBUG
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
                                    select_subprotocol=_select_subprotocol, max_size=2 * self.max_message_bytes,
                                    compression=None, ping_interval=self.ping_interval_s,
