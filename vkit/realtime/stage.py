@@ -305,6 +305,7 @@ class _Session:
             self.num_outage_samples -= audio.size
             await self._send_now(_APPEND(audio=encode_audio(audio)))
         self.connected.set()
+        self.progress.set()
 
     async def run(self) -> None:
         await self._connect()
@@ -368,8 +369,10 @@ class _Session:
             deadline.cancel()
 
     def _awaiting(self) -> bool:
+        """Whether the session must stay open: an answer or a tool call under way, or a reconnection that has
+        input kept through the outage still to send."""
         return (self.protocol.active_response is not None or self.responding.is_set()
-                or (self.tools is not None and self.tools.busy))
+                or (self.tools is not None and self.tools.busy) or (self.stage.reconnect and not self.connected.is_set()))
 
     def _abandon_response(self, why: str) -> None:
         """Give up on the answer in progress: a warning, a ``response_stalled`` marker for the turn table."""
