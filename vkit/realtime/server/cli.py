@@ -36,6 +36,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, default=100)
     serve.add_argument("--max-session-s", type=float, default=3600.0)
     serve.add_argument("--max-input-buffer-s", type=float, default=600.0, help="uncommitted input audio kept")
+    serve.add_argument("--max-retained-audio-s", type=float, default=300.0,
+                       help="conversation audio kept per session, newest first (negative: keep all)")
     serve.add_argument("--cascade-port", type=int, default=None,
                        help="also serve /v1/responses and /v1/audio/speech on this port (0: any free port)")
     serve.add_argument("--tls", action="store_true", help="cascade endpoints over TLS (self-signed, made at start)")
@@ -43,6 +45,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
                        help="close a session with no client event and no response for this long (0: never)")
     serve.add_argument("--turn-detector", choices=["smart_turn", "silence"], default="smart_turn",
                        help="what ends a semantic_vad turn after Silero: Smart Turn v3.2 (default) or a silence")
+    serve.add_argument("--max-bad-events", type=int, default=100,
+                       help="close a session after this many malformed client events (0: never)")
     return serve
 
 
@@ -52,7 +56,8 @@ def run_serve(args: argparse.Namespace) -> int:
                          output_pace=args.output_pace,
                          frame_ms=args.frame_ms, seed=args.seed, max_sessions=args.max_sessions,
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
-                         idle_reap_s=args.idle_reap_s or None,
+                         max_retained_audio_s=None if args.max_retained_audio_s < 0 else args.max_retained_audio_s,
+                         idle_reap_s=args.idle_reap_s or None, max_bad_events=args.max_bad_events or None,
                          tool_rules=args.tool_rule, transcribe=args.transcribe,
                          cascade=None if args.cascade_port is None else {"port": args.cascade_port, "tls": args.tls},
                          turn_detector=args.turn_detector)
