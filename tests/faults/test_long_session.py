@@ -78,7 +78,7 @@ class Rss:
 
 def _session(num_turns: int, rss: Rss) -> vkit.Session:
     graph = (Turns(num_turns) | Labels() | rss
-             | Realtime(turn_detection="manual", chunk_ms=FRAME_MS, server={"chunk_ms": FRAME_MS, "max_session_s": 7200,
+             | Realtime(turn_detection="manual", frame_ms=FRAME_MS, server={"frame_ms": FRAME_MS, "max_session_s": 7200,
                                                                          "responder": FreshAnswers()})
              | sinks.VirtualSpeaker())
     return vkit.run(graph, clock="virtual")
