@@ -91,9 +91,9 @@ class RunProgress:
         self._bar.refresh()
 
     def close(self) -> None:
-        """The final state (if the bar was shown), then leave it in place."""
+        """The final state, then leave the bar in place (a run that ended within ``delay_s`` shows none)."""
+        self.tick()
         if self._bar is not None:
-            self.tick()
             self._bar.close()
 
     def _make_bar(self) -> Any:
