@@ -1,6 +1,7 @@
 """Where each millisecond went: the per-turn latency table, from the session's events on one clock.
 
-A turn is anchored on the end of the user's speech (vkit's VAD ``SpeechStopped``; or the server's
+A turn is anchored on the end of the user's speech (vkit's VAD ``SpeechStopped``, or a turn detector's
+``TurnEnded`` when the graph has one; or the server's
 ``speech_stopped`` when there is no local VAD), followed by the response created after it:
 
 user speech end -> VAD end detected -> server speech_stopped / commit sent -> response.created
@@ -33,7 +34,9 @@ from vkit.frames import (
     SpeechSynthesised,
     SttTranscript,
     ToolCall,
+    TurnEnded,
 )
+from vkit.units import NS_PER_US, ms_to_s, ns_to_ms, samples_to_ms
 
 __all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS", "CASCADE_PARTS"]
 
@@ -124,7 +127,7 @@ def _minus(a: float | None, b: float | None) -> float | None:
 
 
 def _ms(t_ns: int) -> float:
-    return round(t_ns / 1e6, 3)
+    return ns_to_ms(t_ns)
 
 
 class TurnTable(list):  # type: ignore[type-arg]
@@ -208,6 +211,7 @@ def compute_turns(events: Iterable[Event], *,
     by_response: dict[str, Turn] = {}
     pending_start: float | None = None
     local_vad = any(isinstance(e, SpeechStopped) for e in ordered)
+    detected = any(isinstance(e, TurnEnded) for e in ordered)
     playing: Turn | None = None
     input_origin: tuple[float, float] | None = None  # (t_ms of stream start, its start sample in ms)
     silence_ms = 500.0
@@ -216,17 +220,18 @@ def compute_turns(events: Iterable[Event], *,
         if isinstance(event, Marker) and event.name == "stream_start" and event.data.get("stream") == "input":
             if input_origin is None:
                 rate = event.data.get("sample_rate_hz") or 1
-                input_origin = (_ms(event.t_ns), event.data.get("start_sample", 0) * 1000.0 / rate)
+                input_origin = (_ms(event.t_ns), samples_to_ms(event.data.get("start_sample", 0), rate))
         elif isinstance(event, Marker) and event.name == "response_stalled":
             stalled = by_response.get(event.data.get("response_id") or "")
             if stalled is not None and stalled.status is None:
                 stalled.status = "stalled"  # the client gave up waiting: no response.done came
         elif isinstance(event, SpeechStarted):
-            pending_start = _ms(event.sample_t_ns)
+            if not (detected and pending_start is not None):  # with a turn detector, a turn starts once
+                pending_start = _ms(event.sample_t_ns)
             if playing is not None and not playing.interrupted and playing.first_audio_played_ms is not None:
                 playing.interrupted = True
                 playing.interruption_reaction_ms = -_ms(event.sample_t_ns)  # completed when sound stops
-        elif isinstance(event, SpeechStopped):
+        elif isinstance(event, TurnEnded if detected else SpeechStopped):  # a detector's decisions replace the VAD's
             turn = Turn(len(turns) + 1, pending_start, _ms(event.speech_end_t_ns), _ms(event.speech_end_t_ns),
                         _ms(event.t_ns))
             turns.append(turn)
@@ -289,8 +294,8 @@ class TurnEvents:
                 return
         elif isinstance(event, LlmText) and not event.first:
             return
-        elif not (isinstance(event, (SpeechStarted, SpeechStopped, SttTranscript, LlmRequest, LlmText, LlmDone,
-                                     SpeechSynthesised))
+        elif not (isinstance(event, (SpeechStarted, SpeechStopped, TurnEnded, SttTranscript, LlmRequest, LlmText,
+                                     LlmDone, SpeechSynthesised))
                   or (isinstance(event, Playout) and event.stream == "output")
                   or (isinstance(event, Marker) and event.name in ("stream_start", "response_stalled"))):
             return
@@ -400,7 +405,7 @@ def _cascade_event(event: Event, turns: list[Turn]) -> None:
     if isinstance(event, SttTranscript):
         if event.final and turn.transcript_at_ms is None:
             turn.transcript, turn.transcript_at_ms = event.text, t_ms
-            turn.stt_audio_s = round(event.audio_ms / 1000, 3)
+            turn.stt_audio_s = round(ms_to_s(event.audio_ms), 3)
     elif isinstance(event, LlmRequest):
         if turn.llm_request_at_ms is None:
             turn.llm_request_at_ms = t_ms
@@ -462,8 +467,8 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name, stats in stages.items():
         measured = stats.get("kind") == "sync"  # an async stage's run awaits its input: no time per item
-        processing = np.asarray(stats.get("processing_ns", []) if measured else [], np.float64) / 1e3
-        waits = np.asarray(stats.get("queue_wait_ns", []), np.float64) / 1e3
+        processing = np.asarray(stats.get("processing_ns", []) if measured else [], np.float64) / NS_PER_US
+        waits = np.asarray(stats.get("queue_wait_ns", []), np.float64) / NS_PER_US
         rows.append({
             "stage": name, "kind": stats.get("kind"), "num_items": stats.get("num_items", 0),
             "latency_ms": stats.get("latency_ms"), "measured": measured,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Executor
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
 from vkit.clock import SessionClock
+from vkit.filters.turn import Verdict
 from vkit.realtime.server.responders import Responder
-from vkit.realtime.server.session import ReplyWork, ServerSession, TranscriptionWork
+from vkit.realtime.server.session import ReplyWork, ServerSession, TranscriptionWork, TurnWork
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +25,20 @@ class Connection:
     """Socket in -> ``session.receive_text``; ``session.events_to_send`` -> socket; work and deadlines run here.
 
     Every wait goes through ``clock``: on a ``VirtualClock`` a whole session runs with no real waiting, and
-    blocking work (a recogniser, a TTS, a frame over ``OFF_LOOP_BYTES``) is marked ``clock.busy()`` so time
+    blocking work (a recogniser, a TTS, a turn detector's model, a frame over ``OFF_LOOP_BYTES``) is marked ``clock.busy()`` so time
     does not pass while it runs. ``_core`` serialises every call into the session, whichever task makes it.
     A frame over ``max_message_bytes`` is refused with an error event (the session lives); websockets itself
     closes with 1009 beyond twice that, so an endless frame cannot take the server's memory.
     """
 
     def __init__(self, websocket: Any, session: ServerSession, responder: Responder, clock: SessionClock,
-                 max_message_bytes: int | None = None) -> None:
+                 max_message_bytes: int | None = None, turn_executor: Executor | None = None) -> None:
         self.websocket = websocket
         self.session = session
         self.responder = responder
         self.clock = clock
         self.max_message_bytes = max_message_bytes
+        self.turn_executor = turn_executor
         self._send_lock = asyncio.Lock()
         self._core = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -66,7 +69,8 @@ class Connection:
             async with self._core:
                 work, texts = self.session.take_work(), self.session.events_to_send()
             for item in work:
-                self._spawn(self._reply(item) if isinstance(item, ReplyWork) else self._transcribe(item))
+                self._spawn(self._reply(item) if isinstance(item, ReplyWork) else self._judge(item)
+                            if isinstance(item, TurnWork) else self._transcribe(item))
             for text in texts:
                 await self.websocket.send(text)
         async with self._core:
@@ -96,10 +100,11 @@ class Connection:
             self.session.on_deadline(self.clock.now_ns())
         await self._quietly(self._pump())
 
-    async def run_blocking(self, fn: Any, *args: Any) -> Any:
-        """Run a blocking call in a thread; the clock does not move meanwhile."""
+    async def run_blocking(self, fn: Any, *args: Any, executor: Executor | None = None) -> Any:
+        """Run a blocking call in a thread (of ``executor``, else the loop's default); the clock does not move
+        meanwhile."""
         with self.clock.busy():
-            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     async def _reply(self, work: ReplyWork) -> None:
         work.turn.run_blocking = self.run_blocking
@@ -126,6 +131,23 @@ class Connection:
                 log.exception("transcription failed")
         async with self._core:
             self.session.transcription_ready(work.item_id, text, self.clock.now_ns())
+        await self._quietly(self._pump())
+
+    async def _judge(self, work: TurnWork) -> None:
+        """A semantic_vad pause judged in a thread of the server's ``turn_executor`` (on the loop, Smart Turn's
+        inference would hold every session; the executor's few threads leave a core to the loop)."""
+        def judge() -> Verdict | None:  # a pause that speech resumed over while it queued is not judged
+            return work.detector.judge(work.pause) if work.detector.is_open(work.pause) else None
+
+        try:
+            verdict = await self.run_blocking(judge, executor=self.turn_executor)
+        except Exception:  # noqa: BLE001 - a model's failure ends the turn here rather than holding it
+            log.exception("the turn detector failed")
+            verdict = Verdict(work.pause.now_sample, "error")
+        if verdict is None:
+            return
+        async with self._core:
+            self.session.turn_judged(work, verdict, self.clock.now_ns())
         await self._quietly(self._pump())
 
     @staticmethod
