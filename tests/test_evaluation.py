@@ -164,3 +164,20 @@ def test_barge_in_reaction_in_a_real_session():
     # Silero needs min_speech_ms (250 ms) of speech, plus a window or two, before the client flushes
     assert 250 <= result.reaction_ms[0] <= 450
     assert result.reaction_ms[0] == pytest.approx(session.turns[0].interruption_reaction_ms, abs=80)
+
+
+def test_the_tradeoff_plot_clips_slow_settings_at_the_axis_limit_and_says_so(tmp_path):
+    plots = pytest.importorskip("vkit.plots")
+    never = scores(0, [math.inf] * 20)  # a setting that never lets go
+    slow = scores(0, [44_356.0] * 20)
+    ax = plots.turn_tradeoff({"silence after silero": CURVE, "silence after energy": {-45: never, -35: slow, -25: CURVE[200]}},
+                             max_latency_ms=1500, knob={"silence after silero": " ms", "silence after energy": " dBFS"})
+    ax.figure.canvas.draw()
+    arrows = [ln for ln in ax.get_lines() if ln.get_marker() == ">" and len(ln.get_xdata())]
+    assert len(arrows) == 2 and all(ln.get_xdata()[0] == 1500 for ln in arrows)
+    texts = [t.get_text() for t in ax.texts]
+    assert "-45 dBFS: no decision" in texts and "-35 dBFS: 44.4 s" in texts and "400 ms" in texts
+    assert ax.get_xlim() == (0, 1500) and "ms" in ax.get_xlabel() and "%" in ax.get_ylabel()
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes_box.x1  # beside the data, covering none of it
+    ax.figure.savefig(tmp_path / "tradeoff.png")

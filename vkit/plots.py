@@ -3,17 +3,18 @@ latency distributions, and the turn and stage tables with units and sensible pre
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from vkit import latency
+from vkit import evaluation, latency
 from vkit.extras import require
 from vkit.traces import TraceData, vad_thresholds
 
 __all__ = ["waterfall", "vad_trace", "latency_distribution", "compare", "paper_style", "turn_table", "stage_table",
-           "LABELS"]
+           "turn_tradeoff", "LABELS"]
 
 # A turn's bar runs from the end of user speech through these milestones, in this order; each segment
 # is named by where it ends, and any a table lacks is skipped (the cascade parts appear only for a cascade).
@@ -216,3 +217,63 @@ def stage_table(session: Any) -> Any:
     processing = [columns["processing_p50_us"], columns["processing_p95_us"]]
     style = frame.style.hide(axis="index").format("{:.3g}", subset=numeric, na_rep="-")
     return style.format("{:.3g}", subset=processing, na_rep="not measured")
+
+
+_STATISTIC_NAMES = {"mean": "mean", "p50": "median", "p90": "90th percentile"}
+
+
+def turn_tradeoff(curves: Mapping[str, evaluation.Curve], *, statistic: evaluation.LatencyStatistic = "p50",
+                  by: Literal["turn", "pause"] = "turn", max_latency_ms: float = 2000.0,
+                  cutoff_budget: float | None = 0.05, knob: Mapping[str, str] | None = None, ax: Any = None) -> Any:
+    """False cut-offs against end-of-turn decision delay, one line per detector through its settings.
+
+    ``curves`` maps a detector's name to ``{setting: TurnScores}`` (``evaluation.score_turns`` per setting).
+    The delay is when the turn was *declared* over after its labelled end (``statistic`` over the turns, a
+    missed turn counting as infinitely late). A setting slower than ``max_latency_ms`` (or whose statistic is
+    infinite) is drawn at the axis limit as a right-pointing arrow with its real value written beside it, so
+    an outlier is visible without squeezing the others. Each point is labelled with its setting
+    (``knob[name]`` names the knob's unit, e.g. "ms"); ``cutoff_budget`` draws that budget as a dashed line.
+    The legend sits outside the axes.
+    """
+    mpl = require("matplotlib", extra="analysis", feature="vkit.plots")
+    ax = _axes(ax, (7.5, 4.2))
+    colours = mpl.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    top, placed = 0.0, []  # placed: the y of each clipped label so far, to stack labels that would overlap
+    for index, (name, curve) in enumerate(curves.items()):
+        colour = colours[index % len(colours)]
+        unit = (knob or {}).get(name, "")
+        rows = []
+        for setting, scores in curve.items():
+            rate = scores.cutoff_rate if by == "turn" else scores.pause_cutoff_rate
+            if not math.isnan(rate):
+                text = f"{setting:g}{unit}" if isinstance(setting, (int, float)) else str(setting)
+                rows.append((scores.statistic(statistic), 100 * rate, text))
+        rows.sort(key=lambda r: (r[0], -r[1]))
+        inside = [r for r in rows if r[0] <= max_latency_ms]
+        clipped = [r for r in rows if not r[0] <= max_latency_ms]  # nan and inf included
+        top = max([top, *(y for _, y, _ in rows)])
+        ax.plot([x for x, _, _ in inside], [y for _, y, _ in inside], marker="o", markersize=4, color=colour,
+                linewidth=1.2, label=name)
+        for x, y, text in inside:
+            ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize="x-small", color=colour)
+        for x, y, text in clipped:
+            ax.plot([max_latency_ms], [y], marker=">", markersize=8, color=colour, clip_on=False, linestyle="none")
+            shown = "no decision" if math.isnan(x) or math.isinf(x) else f"{x / 1000:.1f} s"
+            stack = sum(1 for other in placed if abs(other - y) < max(top, 10) * 0.04)
+            placed.append(y)
+            ax.annotate(f"{text}: {shown}", (max_latency_ms, y), xytext=(-8, 4 + 9 * stack),
+                        textcoords="offset points", ha="right", fontsize="x-small", color=colour)
+    if placed:  # the arrows explained where they cannot cover anything
+        ax.plot([], [], marker=">", linestyle="none", color=mpl.rcParams["text.color"], alpha=0.6,
+                label=f"slower than {max_latency_ms:g} ms\n(real value written)")
+    if cutoff_budget is not None:
+        ax.axhline(100 * cutoff_budget, color=mpl.rcParams["text.color"], linestyle="--", linewidth=0.8, alpha=0.6,
+                   label=f"{100 * cutoff_budget:g} % cut-off budget")
+    ax.set_xlim(0, max_latency_ms)
+    ax.set_ylim(-1, max(top * 1.1, 10))
+    ax.set_xlabel(f"end-of-turn decision delay, {_STATISTIC_NAMES[statistic]} (ms after the labelled end)")
+    ax.set_ylabel("false cut-offs (% of turns)" if by == "turn" else "false cut-offs (% of pauses)")
+    ax.grid(alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")  # outside the data
+    return ax
