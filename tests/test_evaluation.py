@@ -49,7 +49,7 @@ def test_turn_scores_count_cutoffs_in_pauses_and_mid_speech_and_latency():
                  -50.0]    # before any turn
     scores = evaluation.score_turns(decisions, TURNS, SPEECH)
     assert (scores.num_turns, scores.num_cut_turns, scores.num_pauses, scores.num_cut_pauses) == (2, 2, 1, 1)
-    assert scores.num_mid_speech_cutoffs == 2 and scores.num_extra_decisions == 2
+    assert scores.num_cutoffs_outside_pauses == 2 and scores.num_extra_decisions == 2
     assert scores.latencies_ms == (250.0, math.inf)  # turn 2 got no decision after its end
     assert scores.cutoff_rate == 1.0 and scores.pause_cutoff_rate == 1.0 and scores.num_missed == 1
     assert scores.mean_latency_ms == 250.0
@@ -61,7 +61,7 @@ def test_turn_scores_at_the_boundaries():
     on_time = evaluation.score_turns([2000.0, 4800.0], TURNS, SPEECH)
     assert on_time.latencies_ms == (0.0, 300.0) and on_time.cutoff_rate == 0.0 and on_time.num_missed == 0
     early = evaluation.score_turns([1999.0, 2100.0, 4800.0], TURNS, SPEECH)
-    assert early.num_cut_turns == 1 and early.num_cut_pauses == 0 and early.num_mid_speech_cutoffs == 1
+    assert early.num_cut_turns == 1 and early.num_cut_pauses == 0 and early.num_cutoffs_outside_pauses == 1
     assert early.latencies_ms == (100.0, 300.0) and early.latency_ms(50) == 200.0 and early.statistic("p90") == 280.0
     assert math.isnan(evaluation.score_turns([], TURNS).pause_cutoff_rate)  # no speech spans: no pauses known
     with pytest.raises(ConfigError, match="overlap"):

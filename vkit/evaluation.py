@@ -173,7 +173,7 @@ class TurnScores:
     num_cut_turns: int
     num_pauses: int
     num_cut_pauses: int
-    num_mid_speech_cutoffs: int
+    num_cutoffs_outside_pauses: int
     num_extra_decisions: int
     latencies_ms: tuple[float, ...]
 
@@ -228,10 +228,10 @@ def score_turns(decisions_ms: Iterable[float], turns: Segments, speech: Segments
     latency"): a *false cut-off* is a decision while the user's turn is still going, and *latency* is the time
     from the true end of the turn to the decision ("conversational dead air, not compute"). eot-bench scores a
     model only at the silences of a turn; a streaming detector can also fire mid-speech, so here a decision
-    anywhere inside ``[start, end)`` of a labelled turn is a cut-off: in a labelled pause, or mid-speech
-    (``num_mid_speech_cutoffs``). ``cutoff_rate`` is per turn; ``pause_cutoff_rate`` per pause, eot-bench's
-    unit, over the gaps of at least ``min_pause_ms`` (eot-bench: 200 ms) between ``speech`` segments that
-    lie inside one turn. Later decisions after a turn's first one, and decisions outside every turn before
+    anywhere inside ``[start, end)`` of a labelled turn is a cut-off: in a labelled pause, or elsewhere
+    (mid-speech, or in a pause shorter than ``min_pause_ms``: ``num_cutoffs_outside_pauses``).
+    ``cutoff_rate`` is per turn; ``pause_cutoff_rate`` per pause, eot-bench's unit, over the gaps of at least
+    ``min_pause_ms`` (eot-bench: 200 ms) between ``speech`` segments that lie inside one turn. Later decisions after a turn's first one, and decisions outside every turn before
     the first, are counted in ``num_extra_decisions``.
     """
     turns = sorted((float(a), float(b)) for a, b in turns)
