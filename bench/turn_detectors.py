@@ -28,109 +28,15 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
-from vkit.filters.turn import SmartTurn, SmartTurnModel, TurnDetector, Verdict
 
 import vkit
-from vkit import corpus, evaluation
+from vkit import corpus, evaluation, turn_eval
 from vkit.filters.vad import VAD
-from vkit.frames import AudioFrame, Item, SpeechStopped, TurnEnded
-from vkit.stage import as_items
-from vkit.units import ms_to_samples, samples_to_ms
-
-FRAME_MS = 20.0
-SILENCE_MS = (200, 300, 500, 700, 900, 1100, 1400)
-SMART_TURN_THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
-SMART_TURN_MAX_SILENCE_MS = 1500.0
-VADS: dict[str, Callable[[], VAD]] = {
-    "silero": lambda: VAD("silero"),
-    "webrtc": lambda: VAD("webrtc"),
-    "energy": lambda: VAD("energy"),
-}
-
-
-def vad_items(audio: np.ndarray, rate_hz: int, vad: VAD) -> tuple[list[Item], float]:
-    """What the VAD passes on for ``audio`` fed in 20 ms frames, and the seconds it took."""
-    vad.reset()
-    step = ms_to_samples(FRAME_MS, rate_hz)
-    out: list[Item] = []
-    began = time.perf_counter()
-    for start in range(0, audio.size, step):
-        out.extend(as_items(vad.process(AudioFrame.mono(audio[start:start + step], rate_hz, start_sample=start))))
-    out.extend(as_items(vad.flush()))
-    return out, time.perf_counter() - began
-
-
-def decisions_ms(items: list[Item], detector: TurnDetector) -> tuple[list[float], float, int]:
-    """Replay a VAD's output through ``detector``: the decisions (ms; end-of-stream flushes are not
-    decisions), the seconds the detector took, and how many times it ran its policy's model."""
-    detector.reset()
-    before = len(detector.inference_ms)
-    out: list[Item] = []
-    began = time.perf_counter()
-    for item in items:
-        out.extend(as_items(detector.process(item)) if isinstance(item, detector.accepts) else (item,))
-    out.extend(detector.flush())
-    spent = time.perf_counter() - began
-    found = [e.decided_ms for e in out if isinstance(e, TurnEnded) and e.reason != "end_of_stream"]
-    return found, spent, len(detector.inference_ms) - before
-
-
-class SharedSmartTurn:
-    """Smart Turn's rule (``vkit.filters.turn.SmartTurn``: end the turn at the pause when the probability is
-    at or above ``threshold``, else ``max_silence_ms`` after the end of speech) over one shared model whose
-    answers are cached per (item, audio asked about), so a threshold sweep runs the model once per pause.
-    ``check_matches_smart_turn`` proves it decides as the shipped policy does."""
-
-    name = "smart_turn"
-    context_ms = 500.0
-
-    def __init__(self, model: SharedModel, threshold: float, max_silence_ms: float) -> None:
-        self.model, self.threshold, self.max_silence_ms = model, threshold, max_silence_ms
-
-    def on_pause(self, audio: np.ndarray, sample_rate_hz: int, speech_end_sample: int, now_sample: int) -> Verdict:
-        probability, inference_ms = self.model.probability(audio, now_sample)
-        if probability >= self.threshold:
-            return Verdict(now_sample, "model", probability, inference_ms)
-        return Verdict(speech_end_sample + ms_to_samples(self.max_silence_ms, sample_rate_hz), "timeout", probability,
-                       inference_ms)
-
-
-class SharedModel:
-    def __init__(self) -> None:
-        self.model = SmartTurnModel()
-        self.cache: dict[tuple[str, int, int], tuple[float, float]] = {}
-        self.item = ""
-        self.calls_ms: list[float] = []
-
-    def probability(self, audio: np.ndarray, now_sample: int) -> tuple[float, float]:
-        key = (self.item, audio.size, now_sample)
-        if key not in self.cache:
-            self.cache[key] = self.model.probability(audio)
-            self.calls_ms.append(self.cache[key][1])
-        return self.cache[key][0], 0.0  # a repeated question costs nothing here
-
-
-def check_matches_smart_turn(stream: list[Item], model: SharedModel, threshold: float) -> None:
-    shipped = TurnDetector(SmartTurn(threshold=threshold, max_silence_ms=SMART_TURN_MAX_SILENCE_MS))
-    shared = TurnDetector(SharedSmartTurn(model, threshold, SMART_TURN_MAX_SILENCE_MS))
-    assert decisions_ms(stream, shipped)[0] == decisions_ms(stream, shared)[0], "the sweep's policy drifted"
-
-
-def speech_ends(items: list[Item]) -> list[tuple[float, float]]:
-    """The VAD's segments as (start, end of speech) in ms: the refined end, not the padded one."""
-    out, start = [], None
-    for item in items:
-        if isinstance(item, vkit.SpeechStarted):
-            start = item.ms
-        elif isinstance(item, SpeechStopped) and start is not None:
-            out.append((start, samples_to_ms(item.speech_end_sample, item.sample_rate_hz)))
-            start = None
-    return out
 
 
 def fmt_rate(point: evaluation.OperatingPoint) -> str:
@@ -145,48 +51,6 @@ def fmt_ms(point: evaluation.OperatingPoint) -> str:
     if math.isinf(point.value):
         return "never"
     return f"{'~' if point.interpolated else ''}{point.value:.0f}"
-
-
-def pooled(per_item: Sequence[evaluation.TurnScores]) -> evaluation.TurnScores:
-    return evaluation.TurnScores(
-        sum(s.num_turns for s in per_item), sum(s.num_cut_turns for s in per_item),
-        sum(s.num_pauses for s in per_item), sum(s.num_cut_pauses for s in per_item),
-        sum(s.num_cutoffs_outside_pauses for s in per_item), sum(s.num_extra_decisions for s in per_item),
-        tuple(v for s in per_item for v in s.latencies_ms))
-
-
-def run_snr(items: Sequence[corpus.CorpusItem]) -> tuple[dict, dict, dict]:
-    """Per detector: {setting: pooled TurnScores}, its cost per decision (us), and per VAD its end errors."""
-    curves: dict[str, dict[float, list[evaluation.TurnScores]]] = {}
-    cost_s: dict[str, list[float]] = {}
-    model = SharedModel()
-    ends: dict[str, list[evaluation.EndpointScores]] = {}
-    num_decisions: dict[str, int] = {}
-    for item in items:
-        audio = item.read()
-        rate = item.sample_rate_hz
-        turns, segments = item.turns(), item.segments()
-        for vad_name, make in VADS.items():
-            stream, _ = vad_items(audio, rate, make())
-            ends.setdefault(vad_name, []).append(evaluation.score_speech_ends(speech_ends(stream), turns))
-            name = f"silence after {vad_name}"
-            for silence_ms in SILENCE_MS:
-                found, spent, _ = decisions_ms(stream, TurnDetector("silence", silence_ms=silence_ms))
-                curves.setdefault(name, {}).setdefault(silence_ms, []).append(evaluation.score_turns(found, turns, segments))
-                cost_s[name] = [*cost_s.get(name, []), spent]
-                num_decisions[name] = num_decisions.get(name, 0) + len(found)
-        stream, _ = vad_items(audio, rate, VAD("silero", min_silence_ms=200))
-        name = "smart_turn after silero"
-        model.item = str(item.audio_path)
-        if item is items[0]:
-            check_matches_smart_turn(stream, model, 0.5)
-        for threshold in SMART_TURN_THRESHOLDS:
-            found, _, _ = decisions_ms(stream, TurnDetector(SharedSmartTurn(model, threshold, SMART_TURN_MAX_SILENCE_MS)))
-            curves.setdefault(name, {}).setdefault(threshold, []).append(evaluation.score_turns(found, turns, segments))
-    pooled_curves = {name: {k: pooled(v) for k, v in curve.items()} for name, curve in curves.items()}
-    cost_us = {name: 1e6 * sum(cost_s[name]) / max(num_decisions[name], 1) for name in cost_s}
-    cost_us["smart_turn after silero"] = 1000 * float(np.mean(model.calls_ms)) if model.calls_ms else math.nan
-    return pooled_curves, cost_us, ends
 
 
 def ends_row(name: str, scores: Sequence[evaluation.EndpointScores]) -> str:
@@ -213,9 +77,10 @@ def main() -> None:
         for snr_db in args.snr_db:
             items = corpus.generate(Path(tmp) / f"snr{snr_db:g}", num_utterances=args.num_utterances, seed=args.seed,
                                     snr_db=snr_db, noise="pink", gap_ms=(2000.0, 3500.0))
-            curves, cost_us, ends = run_snr(items)
-            for name, scores in ends.items():
-                all_ends.setdefault(name, []).extend(scores)
+            sweep = turn_eval.sweep_turn_detectors(items, progress=False)
+            curves, cost_us = sweep.curves, sweep.cost_us
+            for name, scores in sweep.ends.items():
+                all_ends.setdefault(name, []).append(scores)
             some = next(iter(next(iter(curves.values())).values()))
             print(f"\npink noise at {snr_db:g} dB SNR: {len(items)} items, {some.num_turns} labelled turns, "
                   f"{some.num_pauses} pauses of 200 ms or more inside them (labels: {items[0].labels_source})")
@@ -246,12 +111,11 @@ def main() -> None:
     print("\nThe project's real clips (labels made in this project after seeing vkit's output: not independent):")
     print(ENDS_HEADER)
     clips = corpus.real_clips()
-    for vad_name, make in VADS.items():
+    for vad_name in ("silero", "webrtc", "energy"):
         scores = []
         for item in clips:
-            audio = item.read()
-            stream, _ = vad_items(audio, item.sample_rate_hz, make())
-            scores.append(evaluation.score_speech_ends(speech_ends(stream), item.turns()))
+            stream, _ = turn_eval.vad_stream(item.read(), item.sample_rate_hz, VAD(vad_name))  # type: ignore[arg-type]
+            scores.append(evaluation.score_speech_ends(turn_eval.speech_segments(stream), item.turns()))
         print(ends_row(vad_name, scores))
     print(f"\n{time.perf_counter() - began:.0f} s; command: python bench/{Path(sys.argv[0]).name} "
           + " ".join(sys.argv[1:]))
