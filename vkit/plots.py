@@ -14,7 +14,7 @@ from vkit.extras import require
 from vkit.traces import TraceData, vad_thresholds
 
 __all__ = ["waterfall", "vad_trace", "latency_distribution", "compare", "paper_style", "turn_table", "stage_table",
-           "turn_tradeoff", "LABELS"]
+           "turn_tradeoff", "detector_table", "LABELS"]
 
 # A turn's bar runs from the end of user speech through these milestones, in this order; each segment
 # is named by where it ends, and any a table lacks is skipped (the cascade parts appear only for a cascade).
@@ -222,6 +222,11 @@ def stage_table(session: Any) -> Any:
 _STATISTIC_NAMES = {"mean": "mean", "p50": "median", "p90": "90th percentile"}
 
 
+def _joined(texts: Sequence[str]) -> str:
+    """Settings that share a spot: "0.8, 0.9", or "200 ms to 1500 ms"."""
+    return ", ".join(texts) if len(texts) <= 3 else f"{texts[0]} to {texts[-1]}"
+
+
 def turn_tradeoff(curves: Mapping[str, evaluation.Curve], *, statistic: evaluation.LatencyStatistic = "p50",
                   by: Literal["turn", "pause"] = "turn", max_latency_ms: float = 2000.0,
                   cutoff_budget: float | None = 0.05, knob: Mapping[str, str] | None = None, ax: Any = None) -> Any:
@@ -233,10 +238,10 @@ def turn_tradeoff(curves: Mapping[str, evaluation.Curve], *, statistic: evaluati
     infinite) is drawn at the axis limit as a right-pointing arrow with its real value written beside it, so
     an outlier is visible without squeezing the others. Each point is labelled with its setting
     (``knob[name]`` names the knob's unit, e.g. "ms"); ``cutoff_budget`` draws that budget as a dashed line.
-    The legend sits outside the axes.
+    The legend sits below the axes and the clipped values in the right margin, over no data.
     """
     mpl = require("matplotlib", extra="analysis", feature="vkit.plots")
-    ax = _axes(ax, (7.5, 4.2))
+    ax = _axes(ax, (7.0, 4.6))
     colours = mpl.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     top, placed = 0.0, []  # placed: the y of each clipped label so far, to stack labels that would overlap
     for index, (name, curve) in enumerate(curves.items()):
@@ -254,18 +259,26 @@ def turn_tradeoff(curves: Mapping[str, evaluation.Curve], *, statistic: evaluati
         top = max([top, *(y for _, y, _ in rows)])
         ax.plot([x for x, _, _ in inside], [y for _, y, _ in inside], marker="o", markersize=4, color=colour,
                 linewidth=1.2, label=name)
+        shared: dict[tuple[float, float], list[str]] = {}  # one label per spot
         for x, y, text in inside:
-            ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize="x-small", color=colour)
+            shared.setdefault((x, y), []).append(text)
+        for (x, y), texts in shared.items():
+            ax.annotate(_joined(texts), (x, y), xytext=(4, 3), textcoords="offset points", fontsize="x-small",
+                        color=colour)
+        spots: dict[tuple[float, str], list[str]] = {}
         for x, y, text in clipped:
-            ax.plot([max_latency_ms], [y], marker=">", markersize=8, color=colour, clip_on=False, linestyle="none")
             shown = "no decision" if math.isnan(x) or math.isinf(x) else f"{x / 1000:.1f} s"
+            spots.setdefault((y, shown), []).append(text)
+        for (y, shown), texts in spots.items():
+            ax.plot([max_latency_ms], [y], marker=">", markersize=8, color=colour, clip_on=False, linestyle="none")
             stack = sum(1 for other in placed if abs(other - y) < max(top, 10) * 0.04)
             placed.append(y)
-            ax.annotate(f"{text}: {shown}", (max_latency_ms, y), xytext=(-8, 4 + 9 * stack),
-                        textcoords="offset points", ha="right", fontsize="x-small", color=colour)
+            ax.annotate(f"{_joined(texts)}: {shown}", (max_latency_ms, y), xytext=(9, -9 * stack),
+                        textcoords="offset points", ha="left", va="center", fontsize="x-small", color=colour,
+                        annotation_clip=False)  # in the right margin, over no data
     if placed:  # the arrows explained where they cannot cover anything
         ax.plot([], [], marker=">", linestyle="none", color=mpl.rcParams["text.color"], alpha=0.6,
-                label=f"slower than {max_latency_ms:g} ms\n(real value written)")
+                label=f"slower than {max_latency_ms:g} ms (real value beside it)")
     if cutoff_budget is not None:
         ax.axhline(100 * cutoff_budget, color=mpl.rcParams["text.color"], linestyle="--", linewidth=0.8, alpha=0.6,
                    label=f"{100 * cutoff_budget:g} % cut-off budget")
@@ -275,5 +288,37 @@ def turn_tradeoff(curves: Mapping[str, evaluation.Curve], *, statistic: evaluati
     ax.set_ylabel("false cut-offs (% of turns)" if by == "turn" else "false cut-offs (% of pauses)")
     ax.grid(alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")  # outside the data
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize="small")  # below
     return ax
+
+
+def detector_table(rows: Sequence[Mapping[str, Any]], cutoff_budget: float = 0.05) -> Any:
+    """``DetectorSweep.summary()`` as a styled DataFrame: false cut-offs in %, latencies in ms, a value read
+    between two measured settings marked "~", "-" where no setting reaches the budget, "never" where the
+    detector never decided, cost per decision in \u00b5s or ms."""
+    pd = require("pandas", extra="analysis", feature="vkit.plots tables")
+    pct = f"{100 * cutoff_budget:g}pct"
+
+    def cell(row: Mapping[str, Any], key: str, scale: float, unit: str) -> str:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        if math.isinf(value):
+            return "never"
+        return f"{'~' if row.get(key + '_interpolated') else ''}{scale * value:.0f}{unit}"
+
+    def cost(value: float) -> str:
+        if value is None or math.isnan(value):
+            return "-"
+        return f"{value / 1000:.1f} ms" if value >= 1000 else f"{value:.0f} \u00b5s"
+
+    budgets = sorted({k.split("_")[2] for r in rows for k in r if k.startswith("cutoffs_at_") and k.endswith("ms")},
+                     key=lambda b: float(b.removesuffix("ms")))
+    frame = pd.DataFrame([{
+        "detector": r["detector"],
+        **{f"false cut-offs at {b.removesuffix('ms')} ms mean delay": cell(r, f"cutoffs_at_{b}", 100, " %") for b in budgets},
+        f"p50 delay at {100 * cutoff_budget:g} % cut-offs (ms)": cell(r, f"p50_ms_at_{pct}", 1, ""),
+        f"p90 delay at {100 * cutoff_budget:g} % cut-offs (ms)": cell(r, f"p90_ms_at_{pct}", 1, ""),
+        "cost per decision": cost(r.get("cost_us_per_decision", math.nan)),
+    } for r in rows]).set_index("detector")
+    return frame.style.set_caption("~: read between two measured settings; -: no setting reached the budget")

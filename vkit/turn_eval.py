@@ -203,7 +203,8 @@ def sweep_turn_detectors(items: Sequence[LabelledAudio], *, vads: Sequence[str] 
                 scores = evaluation.score_turns([e.decided_ms for e in found], turns, segments)
                 parts.setdefault(name, {}).setdefault(threshold, []).append(scores)
     result.curves = {name: {k: _pooled(v) for k, v in curve.items()} for name, curve in parts.items()}
-    result.cost_us = {name: 1e6 * spent_s[name] / max(num_decisions[name], 1) for name in spent_s}
+    result.cost_us = {name: 1e6 * spent_s[name] / num_decisions[name] if num_decisions[name] else math.nan
+                      for name in spent_s}
     if cache is not None and cache.calls_ms:
         result.cost_us["smart_turn after silero"] = 1000 * float(np.mean(cache.calls_ms))
     result.ends = {name: evaluation.EndpointScores(tuple(e), num_ends[name]) for name, e in errors.items()}
