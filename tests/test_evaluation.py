@@ -181,3 +181,17 @@ def test_the_tradeoff_plot_clips_slow_settings_at_the_axis_limit_and_says_so(tmp
     legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
     assert legend.y1 <= axes_box.y0  # below the data, covering none of it
     ax.figure.savefig(tmp_path / "tradeoff.png")
+
+
+def test_the_detector_table_marks_interpolated_unreached_and_never():
+    plots = pytest.importorskip("vkit.plots")
+    rows = [{"detector": "a", "cutoffs_at_300ms": 0.15, "cutoffs_at_300ms_interpolated": True, "cutoffs_at_500ms": 0.1,
+             "cutoffs_at_500ms_interpolated": False, "p50_ms_at_5pct": 600.0, "p50_ms_at_5pct_interpolated": True,
+             "p90_ms_at_5pct": math.nan, "p90_ms_at_5pct_interpolated": False, "cost_us_per_decision": 12.0},
+            {"detector": "b", "cutoffs_at_300ms": math.nan, "cutoffs_at_500ms": math.nan, "p50_ms_at_5pct": math.inf,
+             "p90_ms_at_5pct": math.inf, "cost_us_per_decision": 250_000.0}]
+    frame = plots.detector_table(rows).data
+    assert list(frame.columns) == ["false cut-offs at 300 ms mean delay", "false cut-offs at 500 ms mean delay",
+                                   "p50 delay at 5 % cut-offs (ms)", "p90 delay at 5 % cut-offs (ms)", "cost per decision"]
+    assert frame.loc["a"].tolist() == ["~15 %", "10 %", "~600", "-", "12 \u00b5s"]
+    assert frame.loc["b"].tolist() == ["-", "-", "never", "never", "250.0 ms"]
