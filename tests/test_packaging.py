@@ -130,8 +130,9 @@ def test_wheel_requires_no_notebook_package_and_ships_its_data(wheel: Path):
         names = set(archive.namelist())
     widget_assets = {f"vkit/widgets/{p.name}" for p in (ROOT / "vkit/widgets").iterdir() if p.suffix in (".js", ".css")}
     assert widget_assets and widget_assets <= names
-    assert {"vkit/models/silero_vad.onnx", "vkit/data/two_turns.wav", "vkit/data/two_turns.segments.csv",
-            "vkit/py.typed"} <= names
+    assert {"vkit/models/silero_vad.onnx", "vkit/models/smart-turn-v3.2-cpu.onnx", "vkit/models/NOTICE",
+            "vkit/data/two_turns.wav", "vkit/data/two_turns.segments.csv", "vkit/py.typed"} <= names
+    assert any(n.endswith("licenses/vkit/models/SMART_TURN_LICENSE") for n in names)
     assert not any(n.startswith(("data/", "tests/", "notebooks/")) for n in names)
 
 

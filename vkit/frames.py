@@ -22,6 +22,7 @@ __all__ = [
     "SpeechStarted",
     "SpeechStopped",
     "VadScore",
+    "TurnEnded",
     "Marker",
     "ProtocolIssue",
     "ProtocolEvent",
@@ -174,6 +175,38 @@ class VadScore(Event):
     sample_rate_hz: int
     probability: float
     stream: str = "input"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnEnded(Event):
+    """A turn detector (``vkit.filters.turn``) decided the user's turn is over.
+
+    ``speech_end_sample`` is one past the turn's last speech sample (the VAD's ``SpeechStopped``
+    ``speech_end_sample``), ``speech_end_t_ns`` when it was captured; ``decided_sample`` is the input
+    position the decision needed (audio up to there), ``at_ns`` when that sample was captured, and ``t_ns``
+    when the decision was made. ``probability`` is the model's end-of-turn probability (None for a policy
+    without a model), ``inference_ms`` what the decision's model call cost, ``reason`` what ended it:
+    "silence", "model", "timeout" or "end_of_stream".
+    """
+
+    speech_end_sample: int
+    decided_sample: int
+    sample_rate_hz: int
+    detector: str
+    probability: float | None = None
+    at_ns: int = 0
+    speech_end_t_ns: int = 0
+    inference_ms: float = 0.0
+    reason: str = "silence"
+    stream: str = "input"
+
+    @property
+    def speech_end_ms(self) -> float:
+        return samples_to_ms(self.speech_end_sample, self.sample_rate_hz)
+
+    @property
+    def decided_ms(self) -> float:
+        return samples_to_ms(self.decided_sample, self.sample_rate_hz)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

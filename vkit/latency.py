@@ -1,6 +1,7 @@
 """Where each millisecond went: the per-turn latency table, from the session's events on one clock.
 
-A turn is anchored on the end of the user's speech (vkit's VAD ``SpeechStopped``; or the server's
+A turn is anchored on the end of the user's speech (vkit's VAD ``SpeechStopped``, or a turn detector's
+``TurnEnded`` when the graph has one; or the server's
 ``speech_stopped`` when there is no local VAD), followed by the response created after it:
 
 user speech end -> VAD end detected -> server speech_stopped / commit sent -> response.created
@@ -33,6 +34,7 @@ from vkit.frames import (
     SpeechSynthesised,
     SttTranscript,
     ToolCall,
+    TurnEnded,
 )
 
 __all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS", "CASCADE_PARTS"]
@@ -208,6 +210,7 @@ def compute_turns(events: Iterable[Event], *,
     by_response: dict[str, Turn] = {}
     pending_start: float | None = None
     local_vad = any(isinstance(e, SpeechStopped) for e in ordered)
+    detected = any(isinstance(e, TurnEnded) for e in ordered)
     playing: Turn | None = None
     input_origin: tuple[float, float] | None = None  # (t_ms of stream start, its start sample in ms)
     silence_ms = 500.0
@@ -222,11 +225,12 @@ def compute_turns(events: Iterable[Event], *,
             if stalled is not None and stalled.status is None:
                 stalled.status = "stalled"  # the client gave up waiting: no response.done came
         elif isinstance(event, SpeechStarted):
-            pending_start = _ms(event.sample_t_ns)
+            if not (detected and pending_start is not None):  # with a turn detector, a turn starts once
+                pending_start = _ms(event.sample_t_ns)
             if playing is not None and not playing.interrupted and playing.first_audio_played_ms is not None:
                 playing.interrupted = True
                 playing.interruption_reaction_ms = -_ms(event.sample_t_ns)  # completed when sound stops
-        elif isinstance(event, SpeechStopped):
+        elif isinstance(event, TurnEnded if detected else SpeechStopped):  # a detector's decisions replace the VAD's
             turn = Turn(len(turns) + 1, pending_start, _ms(event.speech_end_t_ns), _ms(event.speech_end_t_ns),
                         _ms(event.t_ns))
             turns.append(turn)
@@ -289,8 +293,8 @@ class TurnEvents:
                 return
         elif isinstance(event, LlmText) and not event.first:
             return
-        elif not (isinstance(event, (SpeechStarted, SpeechStopped, SttTranscript, LlmRequest, LlmText, LlmDone,
-                                     SpeechSynthesised))
+        elif not (isinstance(event, (SpeechStarted, SpeechStopped, TurnEnded, SttTranscript, LlmRequest, LlmText,
+                                     LlmDone, SpeechSynthesised))
                   or (isinstance(event, Playout) and event.stream == "output")
                   or (isinstance(event, Marker) and event.name in ("stream_start", "response_stalled"))):
             return

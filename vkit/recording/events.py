@@ -18,6 +18,7 @@ from vkit.frames import (
     SttTranscript,
     ToolCall,
     Transcript,
+    TurnEnded,
     VadScore,
 )
 from vkit.realtime import events as ev
@@ -26,7 +27,7 @@ from vkit.units import ms_to_ns
 __all__ = ["events_from_records"]
 
 _KINDS: dict[str, type[Event]] = {cls.__name__: cls for cls in (
-    SpeechStarted, SpeechStopped, VadScore, Marker, Playout, Transcript, ToolCall,
+    SpeechStarted, SpeechStopped, VadScore, TurnEnded, Marker, Playout, Transcript, ToolCall,
     SttTranscript, LlmRequest, LlmText, LlmDone, SpeechSynthesised)}
 
 

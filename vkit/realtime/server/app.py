@@ -25,7 +25,7 @@ from vkit.errors import ConfigError, got
 from vkit.realtime.server.connection import Connection
 from vkit.realtime.server.latency import DelayModel
 from vkit.realtime.server.responders import Responder, ToolRule, make_responder
-from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession
+from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession, semantic_detector
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ class LocalServer:
     is closed, freeing its slot.
     ``cascade``: also serve ``/v1/responses`` and ``/v1/audio/speech`` (``vkit.responses.local_server.CascadeServer``
     options, e.g. ``{"port": 8766, "tls": True}``), reachable as ``.cascade``.
+    ``turn_detector``: what ends a ``semantic_vad`` turn after Silero: "smart_turn" (Smart Turn v3.2, its
+    threshold and longest wait set by the session's ``eagerness``, run in a thread) or "silence" (a silence
+    per eagerness); ``server_vad`` always ends a turn after ``silence_duration_ms``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, responder: str | Responder = "echo",
@@ -58,7 +61,7 @@ class LocalServer:
                  idle_reap_s: float | None = 600.0, tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
                  ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False,
-                 cascade: dict[str, Any] | None = None) -> None:
+                 cascade: dict[str, Any] | None = None, turn_detector: str = "smart_turn") -> None:
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
         if not 5 <= chunk_ms <= 1000:
@@ -68,8 +71,9 @@ class LocalServer:
         self.responder: Responder = (make_responder(responder, replies, tool_rules=tool_rules, transcribe=transcribe)
                                      if isinstance(responder, str) else responder)
         self._owns_responder = isinstance(responder, str)
+        semantic_detector(turn_detector, "auto")  # refuses an unknown name now
         self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, chunk_ms, max_session_s,
-                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s)
+                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s, turn_detector)
         self.clock = clock
         self.max_sessions = max_sessions
         self.max_message_bytes = max_message_bytes

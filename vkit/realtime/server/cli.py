@@ -38,6 +38,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--tls", action="store_true", help="cascade endpoints over TLS (self-signed, made at start)")
     serve.add_argument("--idle-reap-s", type=float, default=600.0,
                        help="close a session with no client event and no response for this long (0: never)")
+    serve.add_argument("--turn-detector", choices=["smart_turn", "silence"], default="smart_turn",
+                       help="what ends a semantic_vad turn after Silero: Smart Turn v3.2 (default) or a silence")
     return serve
 
 
@@ -48,7 +50,12 @@ def run_serve(args: argparse.Namespace) -> int:
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
                          idle_reap_s=args.idle_reap_s or None,
                          tool_rules=args.tool_rule, transcribe=args.transcribe,
-                         cascade=None if args.cascade_port is None else {"port": args.cascade_port, "tls": args.tls})
+                         cascade=None if args.cascade_port is None else {"port": args.cascade_port, "tls": args.tls},
+                         turn_detector=args.turn_detector)
+    if args.turn_detector == "smart_turn":
+        from vkit.filters.turn import SmartTurnModel
+
+        SmartTurnModel.load()  # a few seconds now rather than in the first semantic_vad session
 
     async def main() -> None:
         async with server:

@@ -9,8 +9,9 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from vkit.clock import SessionClock
+from vkit.filters.turn import Verdict
 from vkit.realtime.server.responders import Responder
-from vkit.realtime.server.session import ReplyWork, ServerSession, TranscriptionWork
+from vkit.realtime.server.session import ReplyWork, ServerSession, TranscriptionWork, TurnWork
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class Connection:
     """Socket in -> ``session.receive_text``; ``session.events_to_send`` -> socket; work and deadlines run here.
 
     Every wait goes through ``clock``: on a ``VirtualClock`` a whole session runs with no real waiting, and
-    blocking work (a recogniser, a TTS, a frame over ``OFF_LOOP_BYTES``) is marked ``clock.busy()`` so time
+    blocking work (a recogniser, a TTS, a turn detector's model, a frame over ``OFF_LOOP_BYTES``) is marked ``clock.busy()`` so time
     does not pass while it runs. ``_core`` serialises every call into the session, whichever task makes it.
     A frame over ``max_message_bytes`` is refused with an error event (the session lives); websockets itself
     closes with 1009 beyond twice that, so an endless frame cannot take the server's memory.
@@ -66,7 +67,8 @@ class Connection:
             async with self._core:
                 work, texts = self.session.take_work(), self.session.events_to_send()
             for item in work:
-                self._spawn(self._reply(item) if isinstance(item, ReplyWork) else self._transcribe(item))
+                self._spawn(self._reply(item) if isinstance(item, ReplyWork) else self._judge(item)
+                            if isinstance(item, TurnWork) else self._transcribe(item))
             for text in texts:
                 await self.websocket.send(text)
         async with self._core:
@@ -126,6 +128,17 @@ class Connection:
                 log.exception("transcription failed")
         async with self._core:
             self.session.transcription_ready(work.item_id, text, self.clock.now_ns())
+        await self._quietly(self._pump())
+
+    async def _judge(self, work: TurnWork) -> None:
+        """A semantic_vad pause judged in a thread (Smart Turn's inference would hold every session's loop)."""
+        try:
+            verdict = await self.run_blocking(work.detector.judge, work.pause)
+        except Exception:  # noqa: BLE001 - a model's failure ends the turn here rather than holding it
+            log.exception("the turn detector failed")
+            verdict = Verdict(work.pause.now_sample, "error")
+        async with self._core:
+            self.session.turn_judged(work, verdict, self.clock.now_ns())
         await self._quietly(self._pump())
 
     @staticmethod

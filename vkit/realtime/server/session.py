@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import soxr
 
-from vkit.frames import AudioFrame, SpeechStarted, SpeechStopped
+from vkit.errors import ConfigError, got
+from vkit.filters.turn import Pause, TurnDetector, Verdict
+from vkit.frames import AudioFrame, Item, SpeechStarted, SpeechStopped, TurnEnded
 from vkit.realtime.codec import AUDIO_FORMATS, Dialect, decode_audio, encode_audio
 from vkit.realtime.protocol import ClientEventError, ServerProtocol
 from vkit.realtime.server import validation as schema
@@ -41,13 +43,31 @@ from vkit.realtime.session_config import (
     transcription_session,
     turn_detection,
 )
+from vkit.stage import as_items
 from vkit.units import ms_to_ns, ms_to_samples, ns_to_ms, s_to_ns, samples_to_ms, samples_to_ns
 
-__all__ = ["ServerOptions", "ServerSession", "ResponseRecord", "ReplyWork", "TranscriptionWork"]
+__all__ = ["ServerOptions", "ServerSession", "ResponseRecord", "ReplyWork", "TranscriptionWork", "TurnWork",
+           "semantic_detector"]
 
 log = logging.getLogger(__name__)
 _EAGERNESS_SILENCE_MS = {"low": 1200, "medium": 600, "auto": 600, "high": 250}
+#: semantic_vad with Smart Turn: eagerness -> (probability threshold, longest wait after speech ms). The waits are
+#: OpenAI's documented maximums (8 / 4 / 2 s; auto is medium). 0.5 is the model's own boundary (Pipecat's);
+#: "low" asks it for more confidence that the turn is complete before answering, "high" for less.
+EAGERNESS_SMART_TURN = {"low": (0.7, 8000), "medium": (0.5, 4000), "auto": (0.5, 4000), "high": (0.3, 2000)}
+_SEMANTIC_PAUSE_MS = 200  # Silero's silence before the detector is asked (Pipecat's VAD stop_secs with Smart Turn)
 _MIN_COMMIT_MS = 100
+
+
+def semantic_detector(name: str, eagerness: str) -> TurnDetector:
+    """The deferred turn detector a ``semantic_vad`` session runs after Silero: "smart_turn" (the model at each
+    pause, thresholds and waits from ``EAGERNESS_SMART_TURN``) or "silence" (``_EAGERNESS_SILENCE_MS``)."""
+    if name == "smart_turn":
+        threshold, max_silence_ms = EAGERNESS_SMART_TURN.get(eagerness, EAGERNESS_SMART_TURN["auto"])
+        return TurnDetector("smart_turn", threshold=threshold, max_silence_ms=max_silence_ms, defer=True)
+    if name == "silence":
+        return TurnDetector("silence", silence_ms=_EAGERNESS_SILENCE_MS.get(eagerness, 600), defer=True)
+    raise ConfigError(f"turn_detector must be 'smart_turn' or 'silence' {got(name)}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +80,8 @@ class ServerOptions:
     refused with an error); ``max_retained_audio_s``: conversation audio kept for retrieve and truncate
     (the oldest items' audio is dropped beyond it, their metadata stays); ``idle_reap_s``: a session with
     no client event and no response under way for this long is ended (``session_idle`` error, close 1000),
-    so frozen or forgotten peers give back their slot (None: never).
+    so frozen or forgotten peers give back their slot (None: never). ``turn_detector``: what decides a
+    ``semantic_vad`` turn after Silero ("smart_turn" or "silence", see ``semantic_detector``).
     """
 
     delay: DelayModel = field(default_factory=DelayModel)
@@ -70,6 +91,7 @@ class ServerOptions:
     max_input_buffer_s: float = 600.0
     max_retained_audio_s: float = 600.0
     idle_reap_s: float | None = 600.0
+    turn_detector: str = "smart_turn"
 
 
 @dataclass
@@ -100,6 +122,15 @@ class TranscriptionWork:
     item_id: str
     audio: np.ndarray
     sample_rate_hz: int
+
+
+@dataclass(frozen=True)
+class TurnWork:
+    """Judge a ``semantic_vad`` pause (``detector.judge(pause)``, blocking); give the verdict to
+    ``turn_judged(work, verdict, ...)``."""
+
+    detector: TurnDetector
+    pause: Pause
 
 
 @dataclass
@@ -170,9 +201,10 @@ class ServerSession:
         self.close_reason = ""
         self._last_client_ns = now_ns
         self._out: list[str] = []
-        self._work: list[ReplyWork | TranscriptionWork] = []
+        self._work: list[ReplyWork | TranscriptionWork | TurnWork] = []
         self._expires_ns = now_ns + s_to_ns(options.max_session_s)
         self._vad: Any = None
+        self._turns: TurnDetector | None = None  # semantic_vad's detector after the VAD
         self._speech_item: str | None = None
         self._speech_start_ms = 0
         self._audio_started = False
@@ -224,8 +256,9 @@ class ServerSession:
         out, self._out = self._out, []
         return out
 
-    def take_work(self) -> list[ReplyWork | TranscriptionWork]:
-        """Answers and transcriptions to compute outside the session (each result comes back by its id)."""
+    def take_work(self) -> list[ReplyWork | TranscriptionWork | TurnWork]:
+        """Answers, transcriptions and turn judgements to compute outside the session (each result comes back
+        by its id)."""
         work, self._work = self._work, []
         return work
 
@@ -401,7 +434,7 @@ class ServerSession:
         base = realtime_session(self.session, self.model) if update.get("type") == "realtime" and self.is_transcription else self.session
         merged = merge_session(base, update)
         self.session = transcription_session(merged) if merged.get("type") == "transcription" else merged
-        self._vad = None  # rebuilt for the new turn detection on the next append
+        self._vad = self._turns = None  # rebuilt for the new turn detection on the next append
 
     def _on_transcription_session_update(self, event: Any, now_ns: int) -> None:
         schema.check(schema.BETA_TRANSCRIPTION_SESSION, event.session, "session")
@@ -428,20 +461,44 @@ class ServerSession:
             self._detect(detection, audio, position, now_ns)
 
     def _detect(self, detection: dict[str, Any], audio: np.ndarray, position: int, now_ns: int) -> None:
+        """Silero on the appended audio; ``semantic_vad`` turns are then decided by a ``TurnDetector`` whose
+        pauses are judged off the event loop (``TurnWork``), ``server_vad`` turns by ``silence_duration_ms``."""
         rate = self._input_rate()
         if self._vad is None:
             from vkit.filters import VAD
 
-            silence_ms = detection.get("silence_duration_ms") or _EAGERNESS_SILENCE_MS.get(
-                detection.get("eagerness", "auto"), 600)
+            semantic = detection.get("type") == "semantic_vad"
+            silence_ms = (_SEMANTIC_PAUSE_MS if semantic
+                          else detection.get("silence_duration_ms") or _EAGERNESS_SILENCE_MS["auto"])
             self._vad = VAD("silero", threshold=float(detection.get("threshold") or 0.5), min_speech_ms=100,
                             min_silence_ms=silence_ms, speech_pad_ms=0, emit_scores=False)
+            if semantic:
+                self._turns = semantic_detector(self.options.turn_detector, detection.get("eagerness") or "auto")
         result = self._vad.process(AudioFrame.mono(audio, rate, start_sample=position))
-        for item in result if isinstance(result, list) else ():
+        items: list[Item] = result if isinstance(result, list) else [result]
+        if self._turns is not None:
+            items = [out for item in items for out in as_items(self._turns.process(item))]
+            pause = self._turns.take_pause()
+            if pause is not None:
+                self._work.append(TurnWork(self._turns, pause))
+        self._detected(detection, items, position + audio.size, now_ns)
+
+    def turn_judged(self, work: TurnWork, verdict: Verdict, now_ns: int) -> None:
+        """The verdict on a ``semantic_vad`` pause (ignored when the session's turn detection changed since)."""
+        detection = turn_detection(self.session)
+        if work.detector is not self._turns or detection is None or self.close_code is not None:
+            return
+        self._detected(detection, work.detector.resolve(work.pause, verdict), self.buffer.end_sample, now_ns)
+
+    def _detected(self, detection: dict[str, Any], items: list[Item], end_sample: int, now_ns: int) -> None:
+        rate = self._input_rate()
+        for item in items:
             if isinstance(item, SpeechStarted):
                 self._speech_started(detection, item.sample * 1000 // rate, now_ns)
-            elif isinstance(item, SpeechStopped):
-                self._speech_stopped(detection, (position + audio.size) * 1000 // rate, now_ns)
+            elif isinstance(item, TurnEnded):
+                self._speech_stopped(detection, item.decided_sample * 1000 // rate, now_ns)
+            elif isinstance(item, SpeechStopped) and self._turns is None:
+                self._speech_stopped(detection, end_sample * 1000 // rate, now_ns)
 
     def _speech_started(self, detection: dict[str, Any], start_ms: int, now_ns: int) -> None:
         prefix_ms = detection.get("prefix_padding_ms") or 0
@@ -885,3 +942,4 @@ class ServerSession:
             self._idle_since = (max(now_ns, playback_ns), self.buffer.end_sample)
         for item_id in response.context:
             self._out_of_band.pop(item_id, None)
+
