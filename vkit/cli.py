@@ -1,4 +1,4 @@
-"""The ``vkit`` command: ``demo``, ``serve``, ``inspect``, ``--version``."""
+"""The ``vkit`` command: ``demo``, ``serve``, ``inspect``, ``loadtest``, ``corpus``, ``--version``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--ramp-s", type=float, default=1.0)
     load.add_argument("--duration-s", type=float, default=10.0)
 
+    corpus = commands.add_parser("corpus", help="generate a labelled speech corpus offline (espeak-ng / flite)")
+    corpus.add_argument("out_dir", type=Path)
+    corpus.add_argument("--num-utterances", type=int, default=20)
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--snr-db", nargs="+", default=["20"], help="one or more SNRs cycled over the items; 'none' = clean")
+    corpus.add_argument("--noise", default="pink", help="white, pink, babble or none")
+    corpus.add_argument("--turns-per-item", type=int, default=3)
+    corpus.add_argument("--overwrite", action="store_true")
+
     from vkit.realtime.server.cli import add_serve_parser
 
     add_serve_parser(commands)
@@ -52,6 +61,20 @@ def main(argv: list[str] | None = None) -> int:
         from vkit.scale.loadtest import loadtest
 
         print(loadtest(args.url, num_callers=args.callers, ramp_s=args.ramp_s, duration_s=args.duration_s).to_text())
+        return 0
+    if args.command == "corpus":
+        from vkit.corpus import generate
+
+        try:
+            snrs = [None if value.lower() == "none" else float(value) for value in args.snr_db]
+            made = generate(args.out_dir, num_utterances=args.num_utterances, seed=args.seed, snr_db=snrs,
+                            noise=None if args.noise.lower() == "none" else args.noise,
+                            turns_per_item=args.turns_per_item, overwrite=args.overwrite)
+        except ValueError as exc:  # ConfigError, or an --snr-db that is not a number
+            print(f"vkit corpus: {exc}", file=sys.stderr)
+            return 2
+        minutes = sum(item.duration_ms for item in made) / 60_000
+        print(f"{len(made)} labelled items ({minutes:.1f} min of audio) in {args.out_dir}")
         return 0
     from vkit.realtime.server.cli import run_serve
 
