@@ -195,3 +195,13 @@ def test_the_detector_table_marks_interpolated_unreached_and_never():
                                    "p50 delay at 5 % cut-offs (ms)", "p90 delay at 5 % cut-offs (ms)", "cost per decision"]
     assert frame.loc["a"].tolist() == ["~15 %", "10 %", "~600", "-", "12 \u00b5s"]
     assert frame.loc["b"].tolist() == ["-", "-", "never", "never", "250.0 ms"]
+
+
+def test_budgets_by_pause_read_the_pause_rate():
+    def by_pause(cut_pauses: int, latency_ms: float) -> evaluation.TurnScores:
+        return evaluation.TurnScores(10, 10, 40, cut_pauses, 0, 0, (latency_ms,) * 10)  # every turn cut somewhere
+
+    curve = {300: by_pause(8, 300.0), 700: by_pause(0, 700.0)}  # 20 % of pauses, then none
+    assert math.isnan(evaluation.latency_at_cutoff(curve, 0.05).value)  # per turn, nothing reaches 5 %
+    point = evaluation.latency_at_cutoff(curve, 0.05, by="pause")
+    assert point.interpolated and point.value == pytest.approx(600.0)  # 3/4 of the way from 20 % to 0 %
