@@ -205,3 +205,15 @@ def test_budgets_by_pause_read_the_pause_rate():
     assert math.isnan(evaluation.latency_at_cutoff(curve, 0.05).value)  # per turn, nothing reaches 5 %
     point = evaluation.latency_at_cutoff(curve, 0.05, by="pause")
     assert point.interpolated and point.value == pytest.approx(600.0)  # 3/4 of the way from 20 % to 0 %
+
+
+def test_the_per_turn_delays_count_late_and_undecided_turns_beside_the_limit():
+    plots = pytest.importorskip("vkit.plots")
+    late = evaluation.TurnScores(5, 1, 0, 0, 1, 0, (200.0, 300.0, 2500.0, 8600.0, math.inf))
+    ax = plots.decision_delays({"a": late, "b": scores(0, [math.inf] * 3, num_turns=3)}, max_delay_ms=1000)
+    ax.figure.canvas.draw()
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["+2 later, up to 8.6 s\n1 never decided", "3 never decided"]
+    dots = ax.collections[0].get_offsets()
+    assert sorted(dots[:, 0].tolist()) == [200.0, 300.0]  # only the turns inside the axis are dots
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a\n20 % of 5 turns cut off", "b\n0 % of 3 turns cut off"]

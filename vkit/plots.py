@@ -14,7 +14,7 @@ from vkit.extras import require
 from vkit.traces import TraceData, vad_thresholds
 
 __all__ = ["waterfall", "vad_trace", "latency_distribution", "compare", "paper_style", "turn_table", "stage_table",
-           "turn_tradeoff", "detector_table", "LABELS"]
+           "turn_tradeoff", "decision_delays", "detector_table", "LABELS"]
 
 # A turn's bar runs from the end of user speech through these milestones, in this order; each segment
 # is named by where it ends, and any a table lacks is skipped (the cascade parts appear only for a cascade).
@@ -289,6 +289,43 @@ def turn_tradeoff(curves: Mapping[str, evaluation.Curve], *, statistic: evaluati
     ax.grid(alpha=0.3)
     ax.set_axisbelow(True)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize="small")  # below
+    return ax
+
+
+def decision_delays(scores: Mapping[str, evaluation.TurnScores], *, max_delay_ms: float = 2000.0, ax: Any = None) -> Any:
+    """Each turn's end-of-turn decision delay (ms after its labelled end), one row of dots per detector setting.
+
+    Turns decided later than ``max_delay_ms`` are not dropped: they are counted beside an arrow at the axis
+    limit ("+3 later, up to 8.6 s"), as are turns never decided before the user spoke again ("9 never
+    decided"). The row's label gives its false cut-offs; the median is a vertical tick.
+    """
+    mpl = require("matplotlib", extra="analysis", feature="vkit.plots")
+    ax = _axes(ax, (7.0, 0.9 + 0.45 * max(len(scores), 1)))
+    colours = mpl.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    rng = np.random.default_rng(0)  # the same jitter every time
+    labels = []
+    for row, (name, turn_scores) in enumerate(scores.items()):
+        colour = colours[row % len(colours)]
+        values = np.asarray(turn_scores.latencies_ms, float)
+        decided = values[np.isfinite(values)]
+        shown, later = decided[decided <= max_delay_ms], decided[decided > max_delay_ms]
+        ax.scatter(shown, row + rng.uniform(-0.18, 0.18, shown.size), s=10, color=colour, alpha=0.7, linewidths=0)
+        median = turn_scores.latency_ms(50)
+        if math.isfinite(median) and median <= max_delay_ms:
+            ax.plot([median, median], [row - 0.3, row + 0.3], color=colour, linewidth=2)
+        beyond = ([f"+{later.size} later, up to {later.max() / 1000:.1f} s"] if later.size else []) + (
+            [f"{turn_scores.num_missed} never decided"] if turn_scores.num_missed else [])
+        if beyond:
+            ax.plot([max_delay_ms], [row], marker=">", markersize=8, color=colour, clip_on=False, linestyle="none")
+            ax.annotate("\n".join(beyond), (max_delay_ms, row), xytext=(9, 0), textcoords="offset points", va="center",
+                        fontsize="x-small", color=colour, annotation_clip=False)  # in the right margin, over no data
+        labels.append(f"{name}\n{100 * turn_scores.cutoff_rate:.0f} % of {turn_scores.num_turns} turns cut off")
+    ax.set_yticks(range(len(labels)), labels, fontsize="small")
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_xlim(0, max_delay_ms)
+    ax.set_xlabel("end-of-turn decision delay per turn (ms after the labelled end; tick: median)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
     return ax
 
 
