@@ -122,7 +122,7 @@ def client_cost(num_frames: int = 3000) -> tuple[float, float]:
 
     def vkit_cpu(frames: int) -> float:
         audio = speech_24k(frames * 0.02)
-        stage = Realtime(server.url, turn_detection="manual", chunk_ms=20)
+        stage = Realtime(server.url, turn_detection="manual", frame_ms=20)
         cpu = time.process_time()
         vkit.run(sources.Array(audio, 24_000, frame_ms=20) | stage | sinks.Null())
         return time.process_time() - cpu

@@ -36,7 +36,7 @@ def turns(session: ServerSession, num_turns: int, first_turn: int) -> None:
 
 
 def new_session(retained_s: float) -> ServerSession:
-    session = ServerSession(ServerOptions(output_pace=0, chunk_ms=1000, max_retained_audio_s=retained_s,
+    session = ServerSession(ServerOptions(output_pace=0, frame_ms=1000, max_retained_audio_s=retained_s,
                                           max_session_s=10 * 24 * 3600, idle_reap_s=None))
     session.receive_text(json.dumps({"type": "session.update", "session": {
         "type": "realtime", "audio": {"input": {"turn_detection": None}}}}), 0)

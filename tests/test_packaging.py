@@ -46,7 +46,7 @@ CHECK_SCRIPT = textwrap.dedent('''
     session = vkit.run(sources.Array(tone, 24_000) | filters.NoiseGate(-40) | filters.Resample(16_000) | memory)
     result = {"vkit_file": vkit.__file__, "status": str(session.status), "num_samples": int(memory.audio().size)}
     errors = {}
-    for name, call in [("sinks.Player()", lambda: sinks.Player()),
+    for name, call in [("sinks.Player()", lambda: sinks.Player()), ("sources.BrowserMic", lambda: sources.BrowserMic),
                        ("widgets.LatencyInspector", lambda: __import__("vkit.widgets").widgets.LatencyInspector),
                        ("plots.latency_distribution", lambda: vkit.plots.latency_distribution({"a": []})),
                        ("turns.to_frame()", lambda: session.turns.to_frame())]:
@@ -128,8 +128,9 @@ def test_wheel_requires_no_notebook_package_and_ships_its_data(wheel: Path):
     assert {"pandas", "matplotlib", "pyarrow"} <= set(extras["analysis"])
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    widget_assets = {f"vkit/widgets/{p.name}" for p in (ROOT / "vkit/widgets").iterdir() if p.suffix in (".js", ".css")}
-    assert widget_assets and widget_assets <= names
+    widget_assets = {f"vkit/{folder}/{p.name}" for folder in ("widgets", "sources", "sinks")
+                     for p in (ROOT / "vkit" / folder).iterdir() if p.suffix in (".js", ".css")}
+    assert {"vkit/sources/browser_mic.js", "vkit/sinks/browser_player.js"} < widget_assets <= names
     assert {"vkit/models/silero_vad.onnx", "vkit/models/smart-turn-v3.2-cpu.onnx", "vkit/models/NOTICE",
             "vkit/data/two_turns.wav", "vkit/data/two_turns.segments.csv", "vkit/py.typed"} <= names
     assert any(n.endswith("licenses/vkit/models/SMART_TURN_LICENSE") for n in names)
@@ -142,6 +143,7 @@ def test_unpacked_wheel_runs_a_graph_without_notebook_packages_and_names_the_ext
     assert result["status"] == "complete" and result["num_samples"] == 16_000
     errors = result["errors"]
     assert "pip install 'vkit[notebook]'" in errors["sinks.Player()"]
+    assert "pip install 'vkit[notebook]'" in errors["sources.BrowserMic"]
     assert "pip install 'vkit[notebook]'" in errors["widgets.LatencyInspector"]
     assert "pip install 'vkit[analysis]'" in errors["plots.latency_distribution"]
     assert "pip install 'vkit[analysis]'" in errors["turns.to_frame()"]

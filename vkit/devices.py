@@ -11,6 +11,7 @@ from typing import Any
 
 from vkit.errors import ConfigError, got
 from vkit.extras import require
+from vkit.units import s_to_ns
 
 __all__ = ["import_sounddevice", "buffer_offset_ns"]
 
@@ -39,5 +40,5 @@ def buffer_offset_ns(time_info: Any, kind: str, fallback_s: float) -> int:
         delay_s = getattr(time_info, "outputBufferDacTime", 0.0) - now_s
     if not now_s or not 0.0 <= delay_s < _PLAUSIBLE_DEVICE_DELAY_S:
         delay_s = fallback_s
-    offset_ns = int(round(delay_s * 1e9))
+    offset_ns = s_to_ns(delay_s)
     return -offset_ns if kind == "input" else offset_ns

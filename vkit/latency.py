@@ -36,6 +36,7 @@ from vkit.frames import (
     ToolCall,
     TurnEnded,
 )
+from vkit.units import NS_PER_US, ms_to_s, ns_to_ms, samples_to_ms
 
 __all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS", "CASCADE_PARTS"]
 
@@ -126,7 +127,7 @@ def _minus(a: float | None, b: float | None) -> float | None:
 
 
 def _ms(t_ns: int) -> float:
-    return round(t_ns / 1e6, 3)
+    return ns_to_ms(t_ns)
 
 
 class TurnTable(list):  # type: ignore[type-arg]
@@ -219,7 +220,7 @@ def compute_turns(events: Iterable[Event], *,
         if isinstance(event, Marker) and event.name == "stream_start" and event.data.get("stream") == "input":
             if input_origin is None:
                 rate = event.data.get("sample_rate_hz") or 1
-                input_origin = (_ms(event.t_ns), event.data.get("start_sample", 0) * 1000.0 / rate)
+                input_origin = (_ms(event.t_ns), samples_to_ms(event.data.get("start_sample", 0), rate))
         elif isinstance(event, Marker) and event.name == "response_stalled":
             stalled = by_response.get(event.data.get("response_id") or "")
             if stalled is not None and stalled.status is None:
@@ -404,7 +405,7 @@ def _cascade_event(event: Event, turns: list[Turn]) -> None:
     if isinstance(event, SttTranscript):
         if event.final and turn.transcript_at_ms is None:
             turn.transcript, turn.transcript_at_ms = event.text, t_ms
-            turn.stt_audio_s = round(event.audio_ms / 1000, 3)
+            turn.stt_audio_s = round(ms_to_s(event.audio_ms), 3)
     elif isinstance(event, LlmRequest):
         if turn.llm_request_at_ms is None:
             turn.llm_request_at_ms = t_ms
@@ -466,8 +467,8 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name, stats in stages.items():
         measured = stats.get("kind") == "sync"  # an async stage's run awaits its input: no time per item
-        processing = np.asarray(stats.get("processing_ns", []) if measured else [], np.float64) / 1e3
-        waits = np.asarray(stats.get("queue_wait_ns", []), np.float64) / 1e3
+        processing = np.asarray(stats.get("processing_ns", []) if measured else [], np.float64) / NS_PER_US
+        waits = np.asarray(stats.get("queue_wait_ns", []), np.float64) / NS_PER_US
         rows.append({
             "stage": name, "kind": stats.get("kind"), "num_items": stats.get("num_items", 0),
             "latency_ms": stats.get("latency_ms"), "measured": measured,

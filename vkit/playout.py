@@ -8,6 +8,8 @@ the same way for a simulated device, a browser player and a sound card.
 
 from __future__ import annotations
 
+from vkit.units import ms_to_ns, ns_to_whole_samples, samples_to_ms, samples_to_whole_ns
+
 __all__ = ["PlayoutModel"]
 
 
@@ -16,7 +18,7 @@ class PlayoutModel:
 
     def __init__(self, sample_rate_hz: int, prebuffer_ms: float = 60.0) -> None:
         self.sample_rate_hz = sample_rate_hz
-        self.prebuffer_ns = int(prebuffer_ms * 1e6)
+        self.prebuffer_ns = ms_to_ns(prebuffer_ms)
         self._run_start_ns: int | None = None  # when the current run of sound starts
         self._run_start_sample = 0
         self._queued_until = 0  # one past the last sample queued
@@ -38,7 +40,7 @@ class PlayoutModel:
         """The stream position played up to ``now_ns`` (one past the last sample heard)."""
         if self._run_start_ns is None or now_ns <= self._run_start_ns:
             return self._run_start_sample
-        elapsed = (now_ns - self._run_start_ns) * self.sample_rate_hz // 1_000_000_000
+        elapsed = ns_to_whole_samples(now_ns - self._run_start_ns, self.sample_rate_hz)
         return min(self._run_start_sample + elapsed, self._queued_until)
 
     def end_ns(self) -> int | None:
@@ -46,10 +48,10 @@ class PlayoutModel:
         if self._run_start_ns is None:
             return None
         remaining = self._queued_until - self._run_start_sample
-        return self._run_start_ns + remaining * 1_000_000_000 // self.sample_rate_hz
+        return self._run_start_ns + samples_to_whole_ns(remaining, self.sample_rate_hz)
 
     def buffered_ms(self, now_ns: int) -> float:
-        return (self._queued_until - self.played_sample(now_ns)) * 1000.0 / self.sample_rate_hz
+        return samples_to_ms(self._queued_until - self.played_sample(now_ns), self.sample_rate_hz)
 
     def flush(self, now_ns: int) -> int:
         """Drop what is queued but unplayed (barge-in); returns the position where sound stopped."""

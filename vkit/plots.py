@@ -12,6 +12,7 @@ import numpy as np
 from vkit import evaluation, latency
 from vkit.extras import require
 from vkit.traces import TraceData, vad_thresholds
+from vkit.units import ms_to_s
 
 __all__ = ["waterfall", "vad_trace", "latency_distribution", "compare", "paper_style", "turn_table", "stage_table",
            "turn_tradeoff", "decision_delays", "detector_table", "LABELS"]
@@ -135,13 +136,13 @@ def vad_trace(session: Any, ax: Any = None, threshold: float | None = None, stre
     trace.add(list(getattr(session, "session", session).events))
     points = np.array(trace.points or [(0.0, 0.0)])
     ax = _axes(ax, (10, 2.5))
-    ax.plot(points[:, 0] / 1000, points[:, 1], color="#333", linewidth=0.8, label="speech probability")
+    ax.plot(ms_to_s(points[:, 0]), points[:, 1], color="#333", linewidth=0.8, label="speech probability")
     if threshold is not None:
         ax.axhline(threshold, color="#e45756", linewidth=0.8, label="threshold")
     for i, (start, end) in enumerate(trace.spans):
-        ax.axvspan(start / 1000, end / 1000, color="#4c78a8", alpha=0.15, label=None if i else "detected speech")
+        ax.axvspan(ms_to_s(start), ms_to_s(end), color="#4c78a8", alpha=0.15, label=None if i else "detected speech")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlim(0, max(points[-1, 0] / 1000, 1e-3))
+    ax.set_xlim(0, max(ms_to_s(points[-1, 0]), 1e-3))
     ax.set_xlabel("media time (s)")
     ax.set_ylabel("speech probability")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")  # outside the data

@@ -14,13 +14,15 @@ import math
 import numpy as np
 
 __all__ = [
-    "NS_PER_MS", "NS_PER_S",
-    "ns_to_ms", "ms_to_ns", "s_to_ns", "ns_to_s",
-    "ms_to_samples", "samples_to_ms", "ns_to_samples", "ns_to_whole_samples", "samples_to_ns",
+    "NS_PER_US", "NS_PER_MS", "NS_PER_S",
+    "ns_to_ms", "ms_to_ns", "s_to_ns", "ns_to_s", "ms_to_s", "s_to_ms",
+    "ms_to_samples", "ms_to_whole_samples", "ms_to_fractional_samples", "samples_to_ms", "samples_to_whole_ms",
+    "ns_to_samples", "ns_to_whole_samples", "samples_to_ns", "samples_to_whole_ns",
     "float_to_pcm16", "pcm16_to_float", "float_to_pcm16_bytes", "pcm16_bytes_to_float",
     "db_to_gain", "gain_to_db", "rms_dbfs",
 ]
 
+NS_PER_US = 1_000
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 _PCM16_SCALE = 32768.0
@@ -50,14 +52,39 @@ def ns_to_s(t_ns: int | float) -> float:
     return t_ns / NS_PER_S
 
 
+def ms_to_s(t_ms: float) -> float:
+    """Seconds of ``t_ms`` milliseconds (unrounded; arrays work too)."""
+    return t_ms / 1000.0
+
+
+def s_to_ms(t_s: float) -> float:
+    """Milliseconds of ``t_s`` seconds (unrounded; arrays work too)."""
+    return t_s * 1000.0
+
+
 def ms_to_samples(duration_ms: float, sample_rate_hz: int) -> int:
     """Number of samples in ``duration_ms`` at ``sample_rate_hz`` (rounded to nearest)."""
     return int(round(duration_ms * sample_rate_hz / 1000.0))
 
 
+def ms_to_whole_samples(duration_ms: float, sample_rate_hz: int) -> int:
+    """Whole samples that fit in ``duration_ms`` at ``sample_rate_hz`` (rounded down: a block or a limit)."""
+    return int(duration_ms * sample_rate_hz // 1000)
+
+
+def ms_to_fractional_samples(duration_ms: float, sample_rate_hz: int) -> float:
+    """Samples in ``duration_ms`` at ``sample_rate_hz`` (unrounded: a bound compared with a sample index)."""
+    return duration_ms * sample_rate_hz / 1000.0
+
+
 def samples_to_ms(num_samples: int | float, sample_rate_hz: int) -> float:
     """Duration of ``num_samples`` in milliseconds (unrounded: a media position, not a table value)."""
     return num_samples * 1000.0 / sample_rate_hz
+
+
+def samples_to_whole_ms(num_samples: int, sample_rate_hz: int) -> int:
+    """Whole milliseconds of ``num_samples`` (rounded down: how the wire protocols count played audio)."""
+    return num_samples * 1000 // sample_rate_hz
 
 
 def ns_to_samples(duration_ns: int | float, sample_rate_hz: int) -> int:
@@ -73,6 +100,11 @@ def ns_to_whole_samples(duration_ns: int, sample_rate_hz: int) -> int:
 def samples_to_ns(num_samples: int | float, sample_rate_hz: int) -> int:
     """Duration of ``num_samples`` in integer nanoseconds (rounded to nearest)."""
     return int(round(num_samples * NS_PER_S / sample_rate_hz))
+
+
+def samples_to_whole_ns(num_samples: int, sample_rate_hz: int) -> int:
+    """Nanoseconds of ``num_samples`` (rounded down: a sample's time on the clock, exact in integers)."""
+    return num_samples * NS_PER_S // sample_rate_hz
 
 
 # -- PCM16 -----------------------------------------------------------------------------------------

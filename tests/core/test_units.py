@@ -18,6 +18,18 @@ def test_time_conversions_round_as_stated() -> None:
     assert units.ms_to_samples(0.03125, 16_000) == 0  # 0.5 sample rounds half to even
 
 
+def test_whole_conversions_round_down_and_fractional_ones_do_not() -> None:
+    assert units.ms_to_whole_samples(20, 44_100) == 882 and units.ms_to_whole_samples(0.99, 1_000) == 0
+    assert units.ms_to_whole_samples(2.5, 1_000) == 2 and units.ms_to_samples(2.6, 1_000) == 3
+    assert units.ms_to_fractional_samples(0.5, 1_000) == 0.5
+    assert units.samples_to_whole_ms(479, 24_000) == 19 and units.samples_to_whole_ms(480, 24_000) == 20
+    assert units.samples_to_whole_ns(2, 3) == 666_666_666 and units.samples_to_ns(2, 3) == 666_666_667
+    assert units.ns_to_whole_samples(20_833_332, 24_000) == 499 and units.ns_to_samples(20_833_332, 24_000) == 500
+    assert units.ms_to_s(1500) == 1.5 and units.s_to_ms(0.25) == 250.0
+    assert np.array_equal(units.ms_to_s(np.array([1000.0, 250.0])), [1.0, 0.25])
+    assert isinstance(units.ms_to_whole_samples(20, 24_000), int) and units.NS_PER_US * 1000 == units.NS_PER_MS
+
+
 def test_pcm16_full_scale_clips_and_round_trips() -> None:
     x = np.array([-1.0, -0.5, 0.0, 0.5, 1.0, 3.0, -3.0], np.float32)
     pcm = units.float_to_pcm16(x)

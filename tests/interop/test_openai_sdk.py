@@ -34,8 +34,8 @@ class Client:
         await asyncio.wait_for(read(), timeout_s)
         return [e for e in self.events if e.type == wire_type]
 
-    async def append(self, audio: np.ndarray, chunk_ms: int = 40) -> None:
-        step = 24 * chunk_ms
+    async def append(self, audio: np.ndarray, frame_ms: int = 40) -> None:
+        step = 24 * frame_ms
         for start in range(0, audio.size, step):
             await self.connection.input_audio_buffer.append(audio=encode_audio(audio[start : start + step]))
 

@@ -65,11 +65,11 @@ class RawClient:
     async def send_raw(self, text: str) -> None:
         await self.ws.send(text)
 
-    async def append(self, audio: np.ndarray, chunk_ms: int = 20, realtime: bool = False) -> None:
-        step = 24 * chunk_ms
+    async def append(self, audio: np.ndarray, frame_ms: int = 20, realtime: bool = False) -> None:
+        step = 24 * frame_ms
         for start in range(0, audio.size, step):
             await self.send(type="input_audio_buffer.append", audio=encode_audio(audio[start : start + step]))
-            await asyncio.sleep(chunk_ms / 1000 if realtime else 0)
+            await asyncio.sleep(frame_ms / 1000 if realtime else 0)
 
     async def wait_for(self, wire_type: str, count: int = 1, timeout_s: float = 20.0) -> list[dict[str, Any]]:
         deadline = asyncio.get_running_loop().time() + timeout_s

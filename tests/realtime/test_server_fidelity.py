@@ -43,7 +43,7 @@ def test_a_full_session_validates_strictly_against_the_sdk(speech_24k):
     async def main(beta: bool):
         headers = {"OpenAI-Beta": "realtime=v1"} if beta else {}
         async with LocalServer(output_pace=4.0, responder="tools", tool_rules=['weather=get_weather:{"city":"Paris"}'],
-                               chunk_ms=20) as server, RawClient(server.url, headers) as c:
+                               frame_ms=20) as server, RawClient(server.url, headers) as c:
             await c.append(audio[: 24_000 * 5])  # one server-VAD turn, answered by echoing it
             await c.wait_for("response.done")
             off = {"turn_detection": None} if beta else MANUAL

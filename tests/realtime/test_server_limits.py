@@ -84,7 +84,7 @@ def test_a_frozen_peer_is_pinged_and_reaped():
 
 
 def test_an_hour_of_turns_keeps_a_bounded_amount_of_audio():
-    session = ServerSession(ServerOptions(output_pace=0, chunk_ms=1000, max_retained_audio_s=120.0))
+    session = ServerSession(ServerOptions(output_pace=0, frame_ms=1000, max_retained_audio_s=120.0))
     session.receive_text(json.dumps({"type": "session.update", "session": MANUAL}), 0)
     one_s = encode_audio(np.full(24_000, 0.01, np.float32))
     from vkit.realtime.server import Reply

@@ -75,7 +75,7 @@ def test_usage_counts_the_audio_and_text_that_went_in_and_out():
 
 
 def test_pacing_and_the_injected_delay_are_deadlines_at_exact_times():
-    driver = Driver(output_pace=1.0, chunk_ms=100, delay=DelayModel(250))
+    driver = Driver(output_pace=1.0, frame_ms=100, delay=DelayModel(250))
     driver.send(0, type="session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
     driver.send(0, type="input_audio_buffer.append", audio=encode_audio(np.zeros(4800, np.float32)))
     driver.send(0, type="input_audio_buffer.commit")

@@ -122,7 +122,7 @@ def test_the_stage_runs_parallel_calls_and_answers_once(dialect):
 
     async def main():
         async with ScriptedToolServer(calls) as server:
-            stage = Realtime(server.url, dialect=dialect, tools=[get_weather, broken_tool], chunk_ms=40)
+            stage = Realtime(server.url, dialect=dialect, tools=[get_weather, broken_tool], frame_ms=40)
             session = await vkit.arun(sources.Silence(duration_ms=1500, pace="realtime") | stage | sinks.Memory())
             return server, session
 

@@ -14,7 +14,7 @@ from vkit.units import s_to_ns
 
 
 def test_an_hour_of_turns_grows_rss_by_a_bounded_amount():
-    session = ServerSession(ServerOptions(output_pace=0, chunk_ms=1000, max_retained_audio_s=60.0))
+    session = ServerSession(ServerOptions(output_pace=0, frame_ms=1000, max_retained_audio_s=60.0))
     session.receive_text(json.dumps({"type": "session.update", "session": {
         "type": "realtime", "audio": {"input": {"turn_detection": None}}}}), 0)
     one_s = encode_audio(np.full(24_000, 0.01, np.float32))

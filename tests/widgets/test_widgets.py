@@ -128,6 +128,12 @@ def test_browser_mic_chunks_become_resampled_frames_in_a_graph():
     assert memory.frames["input"][0].sample_rate_hz == 24_000
 
 
+def test_browser_mic_frame_ms_reaches_the_page_and_chunk_ms_still_works():
+    assert BrowserMic(frame_ms=20).widget.frame_ms == 20
+    with pytest.warns(DeprecationWarning, match=r"BrowserMic\(chunk_ms=\).*use frame_ms="):
+        assert BrowserMic(chunk_ms=60).frame_ms == 60
+
+
 def test_static_plots_render(tmp_path):
     session = vkit.run(sources.File(sample_path("two_turns.wav"), pace="realtime") | filters.VAD("silero") | sinks.Null(),
                        clock="virtual")

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vkit.deprecation import renamed_keyword
 from vkit.errors import ConfigError, RemoteProtocolError, got
 from vkit.frames import AudioFrame, LlmDone, LlmText, SpeechSynthesised
 from vkit.graph import Pipe
@@ -31,7 +32,7 @@ def split_sentences(text: str) -> tuple[list[str], str]:
 
 
 class TTS(Pipe):
-    """Text to speech on the "output" stream at 24 kHz, in ``chunk_ms`` frames.
+    """Text to speech on the "output" stream at 24 kHz, in ``frame_ms`` frames.
 
     ``engine="local"``: espeak-ng or flite in-process (``vkit.speech.Speech``, in a thread).
     ``engine="http"``: a ``/v1/audio/speech`` endpoint streaming PCM: ``url=None`` the embedded local
@@ -43,18 +44,20 @@ class TTS(Pipe):
 
     def __init__(self, engine: Literal["local", "http"] = "local", *, url: str | None = None,
                  model: str = "gpt-4o-mini-tts", voice: str = "alloy", local_engine: str | None = None,
-                 api_key: str | None = None, chunk_ms: int = 40) -> None:
+                 api_key: str | None = None, frame_ms: int = 40,
+                 chunk_ms: int | None = None) -> None:
+        frame_ms = renamed_keyword("TTS", "chunk_ms", "frame_ms", chunk_ms, frame_ms)
         if engine not in ("local", "http"):
             raise ConfigError(f"TTS engine must be 'local' or 'http' {got(engine)}")
-        if not 10 <= chunk_ms <= 200:
-            raise ConfigError(f"chunk_ms must be in [10, 200] {got(chunk_ms)}")
+        if not 10 <= frame_ms <= 200:
+            raise ConfigError(f"frame_ms must be in [10, 200] {got(frame_ms)}")
         self.engine = engine
         self.url = OPENAI_BASE_URL if url == "openai" else url
         self.model = model
         self.voice = voice
         self.local_engine = local_engine
         self._api_key = api_key
-        self.chunk_ms = chunk_ms
+        self.frame_ms = frame_ms
         self.output_position = 0
 
     def __repr__(self) -> str:
@@ -65,7 +68,7 @@ class TTS(Pipe):
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.engine, "url": self.url or "local", "model": self.model, "voice": self.voice,
-                "chunk_ms": self.chunk_ms, "sample_rate_hz": OUTPUT_RATE_HZ}
+                "frame_ms": self.frame_ms, "sample_rate_hz": OUTPUT_RATE_HZ}
 
     def configure(self, fmt: StreamFormat) -> StreamFormat:
         return StreamFormat(OUTPUT_RATE_HZ, 1)
@@ -126,7 +129,7 @@ class TTS(Pipe):
         return chunks
 
     async def _speak(self, ctx: Any, queue: asyncio.Queue[Any], synthesise: Any) -> None:
-        step = ms_to_samples(self.chunk_ms, OUTPUT_RATE_HZ)
+        step = ms_to_samples(self.frame_ms, OUTPUT_RATE_HZ)
         while (job := await queue.get()) is not None:
             sentence, source, first, ready_ns = job
             result = await synthesise(sentence)

@@ -12,14 +12,15 @@ import numpy as np
 from vkit.errors import ConfigError, got
 from vkit.frames import AudioFrame
 from vkit.graph import Pipe
+from vkit.units import ms_to_ns
 
 
 class NetworkSchedule:
     """The pure core: when each frame arrives (or that it is lost), from a seeded generator."""
 
     def __init__(self, delay_ms: float, jitter_ms: float, loss_rate: float, seed: int, keep_order: bool) -> None:
-        self.delay_ns = int(delay_ms * 1e6)
-        self.jitter_ns = int(jitter_ms * 1e6)
+        self.delay_ns = ms_to_ns(delay_ms)
+        self.jitter_ns = ms_to_ns(jitter_ms)
         self.loss_rate = loss_rate
         self.keep_order = keep_order
         self._rng = np.random.default_rng(seed)

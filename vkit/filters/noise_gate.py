@@ -21,7 +21,7 @@ import numpy as np
 from vkit.errors import ConfigError, got
 from vkit.filters.base import Filter, check_finite, output_frame
 from vkit.frames import AudioFrame
-from vkit.units import db_to_gain, ms_to_samples, rms_dbfs, samples_to_ms
+from vkit.units import db_to_gain, ms_to_samples, ms_to_whole_samples, rms_dbfs, samples_to_ms
 
 _DETECTOR_MS = 10.0
 _TRACE_HOPS = 60_000  # one minute of 1 ms hops: enough to plot, bounded however long the stream
@@ -117,7 +117,7 @@ class NoiseGate(Filter):
         if self._rate is not None and self._position:
             raise ConfigError(f"NoiseGate sample rate changed mid-stream from {self._rate} {got(frame.sample_rate_hz)}")
         self._rate = frame.sample_rate_hz
-        self._hop = max(1, self._rate // 1000)
+        self._hop = max(1, ms_to_whole_samples(1, self._rate))
         self._origin = frame.start_sample
         self._pending = np.zeros((frame.num_channels, 0), np.float32)
         self._delay_line = np.zeros((frame.num_channels, ms_to_samples(self.lookahead_ms, self._rate)), np.float32)

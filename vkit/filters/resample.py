@@ -18,6 +18,7 @@ from vkit.errors import ConfigError, GraphError, got
 from vkit.filters.base import Filter, check_finite, output_frame
 from vkit.frames import AudioFrame
 from vkit.stage import StreamFormat
+from vkit.units import samples_to_ms
 
 Quality = Literal["hq", "vhq", "lq", "low_latency"]
 _SOXR_QUALITY = {"hq": "HQ", "vhq": "VHQ", "lq": "LQ"}
@@ -50,7 +51,7 @@ class Resample(Filter):
         """Algorithmic delay: soxr's mean buffering, or the FIR's group delay."""
         rate = self._input_rate or 48_000
         if self.quality == "low_latency":
-            return PolyphaseResampler(rate, self.sample_rate_hz, 1).delay_input_samples * 1000.0 / rate
+            return samples_to_ms(PolyphaseResampler(rate, self.sample_rate_hz, 1).delay_input_samples, rate)
         return _soxr_buffering_ms(rate, self.sample_rate_hz, _SOXR_QUALITY[self.quality])
 
     def process(self, frame: AudioFrame) -> AudioFrame | None:
@@ -116,7 +117,7 @@ def _soxr_buffering_ms(input_rate: int, output_rate: int, quality: str) -> float
     produced, held_ms = 0, []
     for i in range(1, 51):
         produced += stream.resample_chunk(chunk).shape[0]
-        held_ms.append((i * chunk.shape[0] * output_rate / input_rate - produced) * 1000.0 / output_rate)
+        held_ms.append(samples_to_ms(i * chunk.shape[0] * output_rate / input_rate - produced, output_rate))
     return float(np.mean(held_ms[5:]))
 
 

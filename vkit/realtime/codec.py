@@ -16,6 +16,7 @@ import numpy as np
 
 from vkit.errors import RemoteProtocolError, got
 from vkit.realtime.events import BETA_SERVER_RENAMES, RealtimeEvent, UnknownEvent, event_class
+from vkit.units import float_to_pcm16, float_to_pcm16_bytes, pcm16_bytes_to_float, pcm16_to_float
 
 __all__ = ["Dialect", "decode_event", "encode_event", "encode_audio", "decode_audio", "AUDIO_FORMATS",
            "MAX_DEPTH", "json_depth_exceeds",
@@ -122,9 +123,9 @@ def encode_audio(samples: np.ndarray, audio_format: str = "pcm16") -> str:
     """Mono float32 samples at the format's rate -> base64 text."""
     x = np.asarray(samples, np.float32).reshape(-1)
     if audio_format == "pcm16":
-        data = np.rint(np.clip(x, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
+        data = float_to_pcm16_bytes(x)
     else:
-        pcm = np.rint(np.clip(x, -1.0, 32767 / 32768) * 32768).astype(np.int16)
+        pcm = float_to_pcm16(x)
         data = (ulaw_encode(pcm) if audio_format == "g711_ulaw" else alaw_encode(pcm)).tobytes()
     return base64.b64encode(data).decode("ascii")
 
@@ -138,10 +139,10 @@ def decode_audio(text: str, audio_format: str = "pcm16") -> np.ndarray:
     if audio_format == "pcm16":
         if len(data) % 2:
             raise RemoteProtocolError(f"PCM16 audio must have an even number of bytes {got(len(data))}")
-        return np.frombuffer(data, "<i2").astype(np.float32) / 32768
+        return pcm16_bytes_to_float(data)
     codes = np.frombuffer(data, np.uint8)
     pcm = ulaw_decode(codes) if audio_format == "g711_ulaw" else alaw_decode(codes)
-    return pcm.astype(np.float32) / 32768
+    return pcm16_to_float(pcm)
 
 
 def _build_ulaw_tables() -> tuple[np.ndarray, np.ndarray]:

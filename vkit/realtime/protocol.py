@@ -24,6 +24,7 @@ from vkit.realtime.session_config import (
     merge_session,
     output_format_name,
 )
+from vkit.units import ms_to_whole_samples, samples_to_ms
 
 __all__ = ["ClientProtocol", "ServerProtocol", "InvalidEvent", "ClientState", "OutputItem", "error_event"]
 
@@ -99,7 +100,7 @@ class ClientProtocol:
         if item is None:
             raise LocalProtocolError(f"truncate names an item this connection never received {got(item_id)}")
         rate = AUDIO_FORMATS[output_format_name(self.session)][0]
-        received_ms = item.num_samples * 1000 / rate
+        received_ms = samples_to_ms(item.num_samples, rate)
         if not 0 <= end_ms <= received_ms + 1e-6:
             raise LocalProtocolError(f"truncate audio_end_ms must be within the {received_ms:.0f} ms received "
                                      f"for {item_id} {got(end_ms)}")
@@ -182,7 +183,7 @@ class ClientProtocol:
         item = self.items.get(event.item_id)  # type: ignore[attr-defined]
         if item is not None:
             rate = AUDIO_FORMATS[output_format_name(self.session)][0]
-            item.num_samples = min(item.num_samples, int(event.audio_end_ms * rate / 1000))  # type: ignore[attr-defined]
+            item.num_samples = min(item.num_samples, ms_to_whole_samples(event.audio_end_ms, rate))  # type: ignore[attr-defined]
 
     def _on_error(self, event: ev.ServerEvent) -> None:
         self.server_errors.append(event.error)  # type: ignore[attr-defined]

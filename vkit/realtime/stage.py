@@ -24,6 +24,7 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from vkit.deprecation import renamed_keyword
 from vkit.errors import ConfigError, ConnectionLost, RemoteProtocolError, got
 from vkit.frames import AudioFrame, Event, Marker, ProtocolEvent, ProtocolIssue, SpeechStarted, SpeechStopped
 from vkit.graph import Pipe
@@ -35,6 +36,7 @@ from vkit.realtime.tools import Tool, ToolDispatcher, as_tool
 from vkit.realtime.transcripts import transcript_of
 from vkit.redact import install_websockets_filter, redact_text, redact_url, register_secret
 from vkit.stage import StreamFormat
+from vkit.units import ms_to_whole_samples, ns_to_whole_samples, s_to_ms, samples_to_whole_ms
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +88,22 @@ class Realtime(Pipe):
     def __init__(self, url: str | None = None, *, model: str = "gpt-realtime", api_key: str | None = None,
                  turn_detection: TurnDetection = "server_vad", vad: dict[str, Any] | None = None,
                  voice: str | None = None, instructions: str | None = None, transcription: str | None = None,
-                 dialect: Dialect = "ga", chunk_ms: int = 40, server: dict[str, Any] | None = None,
+                 dialect: Dialect = "ga", frame_ms: int = 40, server: dict[str, Any] | None = None,
                  barge_in: bool = True, reconnect: bool = False, max_retries: int = 5,
                  reconnect_timeout_s: float = 10.0, outage_buffer_ms: int = 2000,
                  open_timeout_s: float = 10.0, drain_timeout_s: float = 30.0, write_timeout_s: float = 10.0,
                  ping_interval_s: float | None = 20.0, ping_timeout_s: float = 20.0, stall_timeout_s: float = 15.0,
                  max_frame_bytes: int = MAX_FRAME_BYTES, max_depth: int = MAX_DEPTH, max_bad_events: int = 100,
                  allow_insecure_key: bool = False,
-                 tools: Sequence[Tool | Callable[..., Any]] = (), tool_choice: str | dict[str, Any] = "auto") -> None:
+                 tools: Sequence[Tool | Callable[..., Any]] = (), tool_choice: str | dict[str, Any] = "auto",
+                 chunk_ms: int | None = None) -> None:
+        frame_ms = renamed_keyword("Realtime", "chunk_ms", "frame_ms", chunk_ms, frame_ms)
         if turn_detection not in ("server_vad", "semantic_vad", "manual"):
             raise ConfigError(f"turn_detection must be 'server_vad', 'semantic_vad' or 'manual' {got(turn_detection)}")
         if dialect not in ("ga", "beta"):
             raise ConfigError(f"dialect must be 'ga' or 'beta' {got(dialect)}")
-        if not 10 <= chunk_ms <= 200:
-            raise ConfigError(f"chunk_ms must be in [10, 200] {got(chunk_ms)}")
+        if not 10 <= frame_ms <= 200:
+            raise ConfigError(f"frame_ms must be in [10, 200] {got(frame_ms)}")
         if url is not None and server is not None:
             raise ConfigError(f"server= options are for the embedded server; they do not apply to url= "
                               f"{got(redact_url(url))}")
@@ -126,7 +130,7 @@ class Realtime(Pipe):
         self.instructions = instructions
         self.transcription = transcription
         self.dialect = dialect
-        self.chunk_ms = chunk_ms
+        self.frame_ms = frame_ms
         self.server = dict(server or {})
         self.barge_in = barge_in
         self.reconnect = reconnect
@@ -169,7 +173,7 @@ class Realtime(Pipe):
 
     def describe(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "model": self.model, "turn_detection": self.turn_detection,
-                "dialect": self.dialect, "chunk_ms": self.chunk_ms, "sample_rate_hz": WIRE_RATE_HZ,
+                "dialect": self.dialect, "frame_ms": self.frame_ms, "sample_rate_hz": WIRE_RATE_HZ,
                 **{f"server_{k}": v for k, v in self.server.items() if isinstance(v, (int, float, str))}}
 
     def configure(self, fmt: StreamFormat) -> StreamFormat:
@@ -177,7 +181,7 @@ class Realtime(Pipe):
 
     @property
     def latency_ms(self) -> float:
-        return float(self.chunk_ms)
+        return float(self.frame_ms)
 
     def session_update(self) -> dict[str, Any]:
         """The ``session`` object vkit sends first (GA shape; converted for beta)."""
@@ -448,7 +452,7 @@ class _Session:
             break
         self.ctx.publish(Marker(name="reconnected", data={
             "attempt": self.num_reconnects, "num_attempts": num_attempts,
-            "outage_ms": round((loop.time() - started) * 1000, 1), "num_dropped_samples": self.num_dropped_samples}))
+            "outage_ms": round(s_to_ms(loop.time() - started), 1), "num_dropped_samples": self.num_dropped_samples}))
 
     # -- sending --------------------------------------------------------------------------------------
 
@@ -529,7 +533,7 @@ class _Session:
         mono = samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
         self.pending.append(mono)
         self.num_pending += mono.size
-        if self.num_pending >= WIRE_RATE_HZ * self.stage.chunk_ms // 1000:
+        if self.num_pending >= ms_to_whole_samples(self.stage.frame_ms, WIRE_RATE_HZ):
             await self._flush_audio()
 
     async def _flush_audio(self) -> None:
@@ -545,7 +549,7 @@ class _Session:
         """Input during an outage: keep the newest ``outage_buffer_ms``, count what is dropped."""
         self.outage.append(audio)
         self.num_outage_samples += audio.size
-        limit = WIRE_RATE_HZ * self.stage.outage_buffer_ms // 1000
+        limit = ms_to_whole_samples(self.stage.outage_buffer_ms, WIRE_RATE_HZ)
         while self.num_outage_samples > limit:
             dropped = self.outage.popleft()
             self.num_outage_samples -= dropped.size
@@ -621,7 +625,7 @@ class _Session:
             played = tracker.played_sample(now_ns)
         else:  # no playing sink: assume real-time playout from the first delta
             first = self.first_delta_ns.setdefault(item.item_id, now_ns)
-            played = item.start_sample + (now_ns - first) * WIRE_RATE_HZ // 1_000_000_000
+            played = item.start_sample + ns_to_whole_samples(now_ns - first, WIRE_RATE_HZ)
         end = item.start_sample + item.num_samples
         still_playing = played < end or self.protocol.active_response is not None
         if not still_playing or played < item.start_sample:
@@ -635,7 +639,7 @@ class _Session:
             self.interrupted.add(active.response_id)
             if not server_cancels:
                 await self.send(ev.CLIENT_EVENTS["response.cancel"]())
-        audio_end_ms = heard * 1000 // WIRE_RATE_HZ
+        audio_end_ms = samples_to_whole_ms(heard, WIRE_RATE_HZ)
         self.truncated.add(item.item_id)
         data = {"cause": cause, "item_id": item.item_id, "audio_end_ms": audio_end_ms, "played_sample": played}
         if item.item_id not in self.protocol.items:  # it played on a connection that has since been replaced

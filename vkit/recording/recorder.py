@@ -33,6 +33,7 @@ from vkit.frames import AudioFrame, Event, Item
 from vkit.graph import Pipe
 from vkit.redact import redact_data
 from vkit.session import Session
+from vkit.units import float_to_pcm16, ns_to_ms, ns_to_whole_samples
 
 SCHEMA_VERSION = 1
 STATUSES = ("complete", "stopped", "timeout", "error", "incomplete")
@@ -93,7 +94,7 @@ class _Track:
         self.file.write(_wav_header(sample_rate_hz, num_channels, 0))
 
     def write(self, frame: AudioFrame) -> None:
-        target = frame.t_ns * self.sample_rate_hz // 1_000_000_000  # where the clock puts this frame
+        target = ns_to_whole_samples(frame.t_ns, self.sample_rate_hz)  # where the clock puts this frame
         samples = frame.samples
         if not np.isfinite(samples).all():
             raise AudioInputError(f"a frame of stream {frame.stream!r} holds NaN or infinite samples; it was not "
@@ -105,7 +106,7 @@ class _Track:
         self._append(samples)
 
     def _append(self, samples: np.ndarray) -> None:
-        pcm = np.rint(np.clip(samples.T, -1.0, 32767 / 32768) * 32768).astype("<i2")
+        pcm = float_to_pcm16(samples.T)
         self.file.write(pcm.tobytes())
         self.num_samples += samples.shape[1]
 
@@ -211,7 +212,7 @@ class Recorder(Pipe):
 
     def _write_event(self, event: Event) -> None:
         payload = scrub(_jsonable(event.payload()))
-        line = {"t_ms": round(event.t_ns / 1e6, 3), "stage": event.stage, "kind": event.kind,
+        line = {"t_ms": ns_to_ms(event.t_ns), "stage": event.stage, "kind": event.kind,
                 "stream": getattr(event, "stream", None), "sample": getattr(event, "sample", None),
                 "payload": payload}
         self._events.write(json.dumps(line, separators=(",", ":")) + "\n")

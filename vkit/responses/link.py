@@ -14,7 +14,7 @@ import time
 
 from vkit.errors import ConfigError, got
 from vkit.filters.network import NetworkSchedule
-from vkit.units import ms_to_ns
+from vkit.units import ms_to_ns, ns_to_s
 
 __all__ = ["DelayedLink"]
 
@@ -76,7 +76,7 @@ class DelayedLink:
                 due_ns, data = await queue.get()
                 wait_ns = due_ns - time.monotonic_ns()
                 if wait_ns > 0:
-                    await asyncio.sleep(wait_ns / 1e9)
+                    await asyncio.sleep(ns_to_s(wait_ns))
                 if not data:
                     with contextlib.suppress(Exception):
                         writer.write_eof()

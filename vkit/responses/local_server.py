@@ -27,7 +27,7 @@ from vkit.errors import ConfigError, got
 from vkit.responses.protocol import encode_sse
 from vkit.responses.server import RequestRejected, ResponsesServerSession, RuleModel, Timed
 from vkit.responses.tls import SelfSignedCertificate
-from vkit.units import float_to_pcm16_bytes
+from vkit.units import float_to_pcm16_bytes, ms_to_whole_samples
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class _HttpConnection:
         await self._start(200, "audio/pcm" if response_format == "pcm" else "audio/wav", chunked=True)
         if response_format == "wav":
             await self._data(_wav_header(SPEECH_RATE_HZ))
-        step = 2 * SPEECH_RATE_HZ * self.server.speech_chunk_ms // 1000
+        step = 2 * ms_to_whole_samples(self.server.speech_chunk_ms, SPEECH_RATE_HZ)
         for offset in range(0, len(pcm), step):
             await self._data(pcm[offset:offset + step])
         await self._end()

@@ -21,6 +21,7 @@ from typing import Any
 
 from vkit.errors import ConfigError, got
 from vkit.speech.replies import answer
+from vkit.units import ms_to_s
 
 __all__ = ["ResponsesServerSession", "RuleModel", "Timed", "RequestRejected"]
 
@@ -129,7 +130,7 @@ class ResponsesServerSession:
         t_s = 0.0
         stream.add(t_s, {"type": "response.created", "response": dict(response)})
         stream.add(t_s, {"type": "response.in_progress", "response": dict(response)})
-        t_s = self.model.first_token_ms / 1000
+        t_s = ms_to_s(self.model.first_token_ms)
         if body.get("generate") is False:  # warm the conversation's state: input kept, no output
             usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
                      "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input_tokens}

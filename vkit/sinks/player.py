@@ -16,9 +16,9 @@ class Player(VirtualSpeaker):
     def __init__(self, widget: Any = None, *, stream: str = "output", prebuffer_ms: float = 80.0) -> None:
         super().__init__(stream=stream, prebuffer_ms=prebuffer_ms)
         if widget is None:
-            from vkit.widgets import Player as PlayerWidget
+            from vkit.sinks.browser_player import BrowserPlayer
 
-            widget = PlayerWidget(prebuffer_ms=prebuffer_ms)
+            widget = BrowserPlayer(prebuffer_ms=prebuffer_ms)
         self.widget = widget
 
     def reset(self) -> None:

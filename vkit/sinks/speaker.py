@@ -18,6 +18,7 @@ from vkit.devices import buffer_offset_ns, import_sounddevice
 from vkit.frames import AudioFrame, Playout
 from vkit.graph import Pipe
 from vkit.playout import PlayoutModel
+from vkit.units import ms_to_ns, ns_to_s, ns_to_whole_samples, samples_to_whole_ns
 
 
 class _ModelTracker:
@@ -126,7 +127,7 @@ class DevicePlayback:
                  publish: Callable[[Playout], None], stream: str = "output") -> None:
         self.sample_rate_hz = sample_rate_hz
         self.stream = stream
-        self._prebuffer_ns = int(prebuffer_ms * 1e6)
+        self._prebuffer_ns = ms_to_ns(prebuffer_ms)
         self._now_ns = now_ns
         self._publish = publish
         self._lock = threading.Lock()
@@ -167,7 +168,7 @@ class DevicePlayback:
             if self._playing and filled < frames:  # ran dry: sound stops inside this buffer
                 self._playing = False
                 events.append(self._event("stopped", self._end_sample,
-                                          dac_ns + filled * 1_000_000_000 // self.sample_rate_hz))
+                                          dac_ns + samples_to_whole_ns(filled, self.sample_rate_hz)))
         for event in events:
             self._publish(event)
 
@@ -178,7 +179,7 @@ class DevicePlayback:
             anchors = list(self._anchors)
         for dac_ns, first, count in reversed(anchors):
             if dac_ns <= now_ns:
-                return first + min(count, (now_ns - dac_ns) * self.sample_rate_hz // 1_000_000_000)
+                return first + min(count, ns_to_whole_samples(now_ns - dac_ns, self.sample_rate_hz))
         return anchors[0][1] if anchors else 0
 
     def flush(self) -> None:
@@ -193,7 +194,7 @@ class DevicePlayback:
         """How long the queued audio will take to play (for draining at the end of the input)."""
         with self._lock:
             samples = sum(block.shape[0] for _, block, _ in self._queue)
-        return samples * 1_000_000_000 // self.sample_rate_hz + (0 if self._playing else self._prebuffer_ns)
+        return samples_to_whole_ns(samples, self.sample_rate_hz) + (0 if self._playing else self._prebuffer_ns)
 
     def _event(self, state: str, sample: int, t_ns: int) -> Playout:
         return Playout(stream=self.stream, sample=sample, sample_rate_hz=self.sample_rate_hz, state=state,  # type: ignore[arg-type]
@@ -250,7 +251,7 @@ class Speaker(Pipe):
                     output.start()
                 playback.write(item)
             if playback is not None:  # the input ended: let the device play out what it holds
-                await asyncio.sleep(playback.pending_ns() / 1e9 + 0.2)
+                await asyncio.sleep(ns_to_s(playback.pending_ns()) + 0.2)
         finally:
             if output is not None:
                 output.stop()

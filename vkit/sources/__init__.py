@@ -15,7 +15,7 @@ __all__ = ["File", "Array", "Tone", "Noise", "Silence", "Microphone", "Replay", 
 
 def __getattr__(name: str) -> Any:
     if name == "BrowserMic":
-        from vkit.widgets import BrowserMic
+        from vkit.sources.browser_mic import BrowserMic
 
         return BrowserMic
     raise AttributeError(f"module 'vkit.sources' has no attribute {name!r}")

@@ -12,7 +12,7 @@ from vkit.errors import ConfigError, got
 from vkit.frames import AudioFrame
 from vkit.graph import Pipe
 from vkit.stage import StreamFormat
-from vkit.units import ms_to_samples
+from vkit.units import ms_to_samples, samples_to_whole_ns
 
 Pace = Literal["realtime", "fast"]
 
@@ -55,8 +55,8 @@ class PacedSource(Pipe):
             if bar is not None:
                 bar.update(block.shape[1] / rate)
             if self.pace == "realtime":
-                t_ns = origin_ns + position * 1_000_000_000 // rate
-                await clock.sleep_until(origin_ns + (position + block.shape[1]) * 1_000_000_000 // rate)
+                t_ns = origin_ns + samples_to_whole_ns(position, rate)
+                await clock.sleep_until(origin_ns + samples_to_whole_ns(position + block.shape[1], rate))
             else:
                 t_ns = clock.now_ns()
                 if count % _YIELD_EVERY_FRAMES == _YIELD_EVERY_FRAMES - 1:

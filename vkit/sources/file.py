@@ -12,6 +12,7 @@ import soundfile as sf
 from vkit.errors import AudioInputError, got
 from vkit.sources.base import Pace, PacedSource
 from vkit.stage import StreamFormat
+from vkit.units import samples_to_ms
 
 
 class File(PacedSource):
@@ -42,7 +43,7 @@ class File(PacedSource):
     @property
     def duration_ms(self) -> float:
         assert self.format.sample_rate_hz is not None
-        return self.num_samples * 1000.0 / self.format.sample_rate_hz
+        return samples_to_ms(self.num_samples, self.format.sample_rate_hz)
 
     def _blocks(self, num_samples: int) -> Iterator[np.ndarray]:
         try:

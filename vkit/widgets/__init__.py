@@ -1,5 +1,8 @@
 """Notebook widgets (anywidget): the audio player, the latency inspector, the graph view, the VAD trace,
-and the browser microphone. Outside a notebook they print as text. They need the ``notebook`` extra."""
+and the browser microphone. Outside a notebook they print as text. They need the ``notebook`` extra.
+
+The player and the microphone are the browser models of ``sinks.Player`` and ``sources.BrowserMic``; they live
+with their stage and are re-exported here."""
 
 from vkit.extras import require
 
@@ -7,10 +10,10 @@ require("anywidget", extra="notebook", feature="vkit.widgets")  # before any wid
 
 from vkit import display
 from vkit.runtime import Handle
+from vkit.sinks.browser_player import BrowserPlayer as Player
+from vkit.sources.browser_mic import BrowserMic
 from vkit.widgets.graph_view import GraphView
 from vkit.widgets.inspector import LatencyInspector
-from vkit.widgets.mic import BrowserMic
-from vkit.widgets.player import Player
 from vkit.widgets.vad_trace import VadTrace
 
 __all__ = ["Player", "LatencyInspector", "GraphView", "VadTrace", "BrowserMic"]

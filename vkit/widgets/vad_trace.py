@@ -10,6 +10,7 @@ import anywidget
 import traitlets
 
 from vkit.traces import TraceData, vad_thresholds
+from vkit.units import ms_to_s, s_to_ms
 from vkit.widgets.follow import follow_session
 
 
@@ -92,10 +93,10 @@ class VadTrace(anywidget.AnyWidget):
                 parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(level):.1f}" y2="{y(level):.1f}" '
                              f'stroke="var(--jp-error-color1, #d32f2f)"{dash}/>')
         muted = "var(--jp-ui-font-color2, #616161)"
-        step_s = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1e9) if s * 10 >= end_ms / 1000)
+        step_s = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1e9) if s * 10 >= ms_to_s(end_ms))
         tick = 0.0
-        while tick * 1000 <= end_ms:  # a time axis in seconds along the bottom
-            parts.append(f'<text x="{x(tick * 1000):.1f}" y="{height - 6}" text-anchor="middle" fill="{muted}">'
+        while s_to_ms(tick) <= end_ms:  # a time axis in seconds along the bottom
+            parts.append(f'<text x="{x(s_to_ms(tick)):.1f}" y="{height - 6}" text-anchor="middle" fill="{muted}">'
                          f'{tick:g} s</text>')
             tick = round(tick + step_s, 6)
         for level in (0.0, 1.0):

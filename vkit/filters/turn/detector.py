@@ -102,6 +102,10 @@ class TurnDetector(Filter):
         pause, self._pending = self._pending, None
         return pause
 
+    def is_open(self, pause: Pause) -> bool:
+        """Whether ``pause`` still waits for a verdict (speech has not resumed over it, the turn has not ended)."""
+        return pause.number == self._num_pauses and self._held is not None and self._verdict is None
+
     def judge(self, pause: Pause) -> Verdict:
         """Run the policy on ``pause`` (blocking: a model's inference); touches no state of the stage."""
         return self.policy.on_pause(pause.audio, pause.sample_rate_hz, pause.speech_end_sample, pause.now_sample)
@@ -111,7 +115,7 @@ class TurnDetector(Filter):
         else nothing (it ends when the audio reaches the verdict's deadline, unless speech resumes)."""
         if verdict.inference_ms:
             self.inference_ms.append(verdict.inference_ms)
-        if pause.number != self._num_pauses or self._held is None:
+        if not self.is_open(pause):
             return []  # speech resumed (or the turn ended) since
         self._verdict = verdict
         if verdict.deadline_sample <= self._end_sample:

@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from vkit.deprecation import renamed_keyword
 from vkit.errors import ConfigError, GraphError, got
 from vkit.filters.base import Filter, check_finite
 from vkit.filters.resample import PolyphaseResampler
@@ -20,6 +21,7 @@ from vkit.filters.vad.endpoint import RecentAudio, refine_speech_end
 from vkit.filters.vad.models import EnergyModel, SileroModel, SpeechModel, WebRtcModel
 from vkit.frames import AudioFrame, Event, SpeechStarted, SpeechStopped, VadScore
 from vkit.stage import StreamFormat
+from vkit.units import ms_to_samples, ms_to_whole_samples, samples_to_ms, samples_to_whole_ns
 
 __all__ = ["VAD", "SileroModel", "WebRtcModel", "EnergyModel"]
 
@@ -30,7 +32,7 @@ class VAD(Filter):
     """Detect speech and emit ``SpeechStarted``/``SpeechStopped`` (and ``VadScore`` per model window).
 
     Audio passes through unchanged. ``model`` is ``"silero"`` (16/8 kHz), ``"webrtc"`` (8/16/32/48 kHz,
-    ``mode`` 0-3, ``frame_ms`` 10/20/30) or ``"energy"`` (any rate, ``threshold_dbfs``). Other input
+    ``mode`` 0-3, ``window_ms`` 10/20/30: the model's window, not a frame of the stream) or ``"energy"`` (any rate, ``threshold_dbfs``). Other input
     rates are resampled internally (low-latency polyphase) unless ``resample=False``.
 
     ``speech_end_sample`` on ``SpeechStopped`` is where the sound of the last word stopped: the model's last
@@ -43,8 +45,10 @@ class VAD(Filter):
 
     def __init__(self, model: ModelName = "silero", *, threshold: float = 0.5, negative_threshold: float | None = None,
                  min_speech_ms: float = 250.0, min_silence_ms: float = 100.0, speech_pad_ms: float = 30.0,
-                 mode: int = 2, frame_ms: int = 30, threshold_dbfs: float = -40.0, resample: bool = True,
-                 refine_end_ms: float = 300.0, emit_scores: bool = True, stream: str | None = None) -> None:
+                 mode: int = 2, window_ms: int = 30, threshold_dbfs: float = -40.0, resample: bool = True,
+                 refine_end_ms: float = 300.0, emit_scores: bool = True, stream: str | None = None,
+                 frame_ms: int | None = None) -> None:
+        window_ms = renamed_keyword("VAD", "frame_ms", "window_ms", frame_ms, window_ms)
         if model not in ("silero", "webrtc", "energy"):
             raise ConfigError(f"VAD model must be 'silero', 'webrtc' or 'energy' {got(model)}")
         if not 0 < threshold < 1:
@@ -61,12 +65,12 @@ class VAD(Filter):
         self.speech_pad_ms = speech_pad_ms
         self.refine_end_ms = refine_end_ms
         self.mode = mode
-        self.frame_ms = frame_ms
+        self.window_ms = window_ms
         self.threshold_dbfs = threshold_dbfs
         self.resample = resample
         self.emit_scores = emit_scores
         self.stream = stream
-        self._model: SpeechModel = (SileroModel() if model == "silero" else WebRtcModel(mode, frame_ms)
+        self._model: SpeechModel = (SileroModel() if model == "silero" else WebRtcModel(mode, window_ms)
                                     if model == "webrtc" else EnergyModel(threshold_dbfs))
         self._input_rate: int | None = None
         self.reset()
@@ -94,9 +98,9 @@ class VAD(Filter):
         """One model window, plus the internal resampler's delay when there is one."""
         rate = self._input_rate or 16_000
         model_rate = self.model_rate(rate)
-        window_ms = self._model.window_samples(model_rate) * 1000.0 / model_rate
+        window_ms = samples_to_ms(self._model.window_samples(model_rate), model_rate)
         if model_rate != rate:
-            window_ms += PolyphaseResampler(rate, model_rate, 1).delay_input_samples * 1000.0 / rate
+            window_ms += samples_to_ms(PolyphaseResampler(rate, model_rate, 1).delay_input_samples, rate)
         return window_ms
 
     def reset(self) -> None:
@@ -133,7 +137,7 @@ class VAD(Filter):
                 # the look-back and the silence after the end; windows between the two thresholds lengthen that
                 # silence without bound, so a second more is kept, and a longer one is cut to what is held
                 held_ms = self.refine_end_ms + self.min_silence_ms + 1000
-                self._recent = RecentAudio(int(held_ms * self._model_rate / 1000))
+                self._recent = RecentAudio(ms_to_whole_samples(held_ms, self._model_rate))
         self._last_frame = frame
         self._end_sample = frame.end_sample
         mono = frame.samples.mean(axis=0, keepdims=True) if frame.num_channels > 1 else frame.samples
@@ -182,7 +186,7 @@ class VAD(Filter):
             if not self._triggered:
                 if self._candidate_start is None:
                     self._candidate_start = start
-                if (end - self._candidate_start) * 1000.0 / rate >= self.min_speech_ms:
+                if samples_to_ms(end - self._candidate_start, rate) >= self.min_speech_ms:
                     self._triggered = True
                     begin = max(self._candidate_start - self._pad(), self._last_stop, 0)
                     return [SpeechStarted(sample=begin, sample_rate_hz=rate, sample_t_ns=self._t_ns(begin),
@@ -193,7 +197,7 @@ class VAD(Filter):
             else:
                 if self._silence_start is None:
                     self._silence_start = start
-                if (end - self._silence_start) * 1000.0 / rate >= self.min_silence_ms:
+                if samples_to_ms(end - self._silence_start, rate) >= self.min_silence_ms:
                     speech_end = self._speech_end(model_end)
                     self._triggered = False
                     self._candidate_start = None
@@ -211,7 +215,7 @@ class VAD(Filter):
         if self._recent is None:
             return speech_end
         model_end = self._last_speech_end_model
-        lookback = int(self.refine_end_ms * self._model_rate / 1000)
+        lookback = ms_to_whole_samples(self.refine_end_ms, self._model_rate)
         first = max(self._recent.start, model_end - lookback)
         audio = self._recent.read(first, model_decided)
         refined = first + refine_speech_end(audio, model_end - first, self._model_rate)
@@ -223,7 +227,7 @@ class VAD(Filter):
                              stream=self._stream_name())
 
     def _pad(self) -> int:
-        return int(round(self.speech_pad_ms * (self._rate or 0) / 1000))
+        return ms_to_samples(self.speech_pad_ms, self._rate or 0)
 
     def _to_input(self, model_index: int) -> int:
         """A model-rate position as an input-rate sample, compensating the resampler's delay."""
@@ -235,7 +239,7 @@ class VAD(Filter):
     def _t_ns(self, sample: int) -> int:
         frame = self._last_frame
         assert frame is not None
-        return frame.t_ns + (sample - frame.start_sample) * 1_000_000_000 // frame.sample_rate_hz
+        return frame.t_ns + samples_to_whole_ns(sample - frame.start_sample, frame.sample_rate_hz)
 
     def _stream_name(self) -> str:
         return self._last_frame.stream if self._last_frame is not None else "input"

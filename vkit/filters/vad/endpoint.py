@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vkit.units import ms_to_fractional_samples, ms_to_samples
+
 LIKELIHOOD_RATIO_THRESHOLD = 2.0  # mean per-bin log-likelihood ratio above which a frame is not background
 BANDS_HZ = (0.0, 500.0, 1500.0, 4000.0)  # lower edges: voicing and nasals, first formant, second and third, frication
 LOUD_WITHIN_DB = 10.0  # a frame this close to the loud frames (their 90th percentile) is speech
@@ -40,15 +42,15 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
     hop after the centre of the last frame that is speech. With too little silence to compare with,
     ``speech_end`` is kept.
     """
-    frame = max(8, int(round(sample_rate_hz * FRAME_MS / 1000)))
+    frame = max(8, ms_to_samples(FRAME_MS, sample_rate_hz))
     hop = frame // 4
-    if not 0 < speech_end <= audio.shape[0] - MIN_BACKGROUND_MS * sample_rate_hz / 1000 or audio.shape[0] < frame:
+    if not 0 < speech_end <= audio.shape[0] - ms_to_fractional_samples(MIN_BACKGROUND_MS, sample_rate_hz) or audio.shape[0] < frame:
         return speech_end
     frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), frame)[::hop]
     centres = np.arange(frames.shape[0]) * hop + frame // 2
     window = np.hanning(frame)
     power = np.abs(np.fft.rfft(frames * window, axis=1)[:, 1:-1]) ** 2  # without DC and Nyquist
-    background_end = speech_end + BACKGROUND_MS * sample_rate_hz / 1000
+    background_end = speech_end + ms_to_fractional_samples(BACKGROUND_MS, sample_rate_hz)
     background = power[(centres - frame // 2 >= speech_end) & (centres + frame // 2 <= background_end)]
     before = power[centres <= speech_end]
     if background.shape[0] == 0 or before.shape[0] == 0:

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from vkit.errors import ConfigError, got
+from vkit.units import float_to_pcm16_bytes, ms_to_samples, ms_to_whole_samples
 
 MODEL_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 
@@ -82,32 +83,32 @@ class WebRtcModel:
 
     sample_rates_hz = (16_000, 8_000, 32_000, 48_000)
 
-    def __init__(self, mode: int = 2, frame_ms: int = 30) -> None:
+    def __init__(self, mode: int = 2, window_ms: int = 30) -> None:
         import webrtcvad
 
         if mode not in (0, 1, 2, 3):
             raise ConfigError(f"webrtc VAD mode must be 0, 1, 2 or 3 {got(mode)}")
-        if frame_ms not in (10, 20, 30):
-            raise ConfigError(f"webrtc VAD frame_ms must be 10, 20 or 30 {got(frame_ms)}")
+        if window_ms not in (10, 20, 30):
+            raise ConfigError(f"webrtc VAD window_ms must be 10, 20 or 30 {got(window_ms)}")
         self.mode = mode
-        self.frame_ms = frame_ms
+        self.window_ms = window_ms
         self._vad = webrtcvad.Vad(mode)
 
     def __getstate__(self) -> dict:
         """Pickle the settings; the C detector cannot travel, so an unpickled model starts afresh."""
-        return {"mode": self.mode, "frame_ms": self.frame_ms}
+        return {"mode": self.mode, "window_ms": self.window_ms}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)  # type: ignore[misc]
 
     def window_samples(self, sample_rate_hz: int) -> int:
-        return sample_rate_hz * self.frame_ms // 1000
+        return ms_to_whole_samples(self.window_ms, sample_rate_hz)
 
     def reset(self) -> None:
         pass
 
     def score(self, window: np.ndarray, sample_rate_hz: int) -> float:
-        pcm = np.rint(np.clip(window, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
+        pcm = float_to_pcm16_bytes(window)
         return 1.0 if self._vad.is_speech(pcm, sample_rate_hz) else 0.0
 
 
@@ -116,12 +117,12 @@ class EnergyModel:
 
     sample_rates_hz: tuple[int, ...] = ()
 
-    def __init__(self, threshold_dbfs: float = -40.0, frame_ms: float = 10.0) -> None:
+    def __init__(self, threshold_dbfs: float = -40.0, window_ms: float = 10.0) -> None:
         self.threshold_dbfs = threshold_dbfs
-        self.frame_ms = frame_ms
+        self.window_ms = window_ms
 
     def window_samples(self, sample_rate_hz: int) -> int:
-        return max(1, int(round(sample_rate_hz * self.frame_ms / 1000)))
+        return max(1, ms_to_samples(self.window_ms, sample_rate_hz))
 
     def reset(self) -> None:
         pass

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from vkit.clock import SessionClock
+from vkit.deprecation import renamed_keyword
 from vkit.errors import ConfigError, got
 from vkit.realtime.server.connection import Connection
 from vkit.realtime.server.latency import DelayModel
 from vkit.realtime.server.responders import Responder, ToolRule, make_responder
 from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession, semantic_detector
+from vkit.units import s_to_ms
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +59,26 @@ class LocalServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, responder: str | Responder = "echo",
                  replies: Sequence[str | Path | np.ndarray] | None = None, response_delay_ms: str | float = 0,
-                 output_pace: float = 2.0, chunk_ms: int = 40, seed: int = 0, max_sessions: int = 100,
+                 output_pace: float = 2.0, frame_ms: int = 40, seed: int = 0, max_sessions: int = 100,
                  max_session_s: float = 3600.0, max_message_bytes: int = 16 * 1024 * 1024,
                  max_input_buffer_s: float = 600.0, max_retained_audio_s: float = 600.0,
                  idle_reap_s: float | None = 600.0, tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
                  ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False,
-                 cascade: dict[str, Any] | None = None, turn_detector: str = "smart_turn") -> None:
+                 cascade: dict[str, Any] | None = None, turn_detector: str = "smart_turn",
+                 chunk_ms: int | None = None) -> None:
+        frame_ms = renamed_keyword("LocalServer", "chunk_ms", "frame_ms", chunk_ms, frame_ms)
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
-        if not 5 <= chunk_ms <= 1000:
-            raise ConfigError(f"chunk_ms must be in [5, 1000] {got(chunk_ms)}")
+        if not 5 <= frame_ms <= 1000:
+            raise ConfigError(f"frame_ms must be in [5, 1000] {got(frame_ms)}")
         self.host = host
         self.port = port
         self.responder: Responder = (make_responder(responder, replies, tool_rules=tool_rules, transcribe=transcribe)
                                      if isinstance(responder, str) else responder)
         self._owns_responder = isinstance(responder, str)
         semantic_detector(turn_detector, "auto")  # refuses an unknown name now
-        self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, chunk_ms, max_session_s,
+        self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, frame_ms, max_session_s,
                                      max_input_buffer_s, max_retained_audio_s, idle_reap_s, turn_detector)
         self.clock = clock
         self.max_sessions = max_sessions
@@ -91,6 +97,7 @@ class LocalServer:
         # -- cascade endpoints (vkit.responses.local_server): a server of their own beside this one
         self.cascade: Any = None
         self._cascade_options = cascade
+        self._turn_executor: ThreadPoolExecutor | None = None
 
     @property
     def records(self) -> list[ResponseRecord]:
@@ -117,6 +124,8 @@ class LocalServer:
         from vkit.filters.vad.models import SileroModel
 
         SileroModel.load()  # the server VAD's model now, not inside the first session
+        # semantic_vad's turn models: one thread fewer than the machine's cores, so the loop keeps a core
+        self._turn_executor = ThreadPoolExecutor(max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="vkit-turn")
         if self.clock is None:
             self.clock = SessionClock()
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
@@ -142,6 +151,9 @@ class LocalServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self._turn_executor is not None:
+            self._turn_executor.shutdown(wait=False, cancel_futures=True)
+            self._turn_executor = None
         close_responder = getattr(self.responder, "close", None)
         if self._owns_responder and close_responder is not None:
             await asyncio.get_running_loop().run_in_executor(None, close_responder)
@@ -169,7 +181,8 @@ class LocalServer:
         session = ServerSession(self.options, dialect="beta" if beta else "ga", model=query.get("model", "gpt-realtime"),
                                 now_ns=self.clock.now_ns(), unix_s=self.clock.unix_s(),
                                 transcription=query.get("intent") == "transcription")
-        connection = Connection(websocket, session, self.responder, self.clock, self.max_message_bytes)
+        connection = Connection(websocket, session, self.responder, self.clock, self.max_message_bytes,
+                                self._turn_executor)
         self.connections.add(connection)
         try:
             await connection.run()
@@ -189,7 +202,7 @@ class LocalServer:
         while True:
             started = loop.time()
             await asyncio.sleep(interval_s)
-            self.lag_ms.append(max(0.0, (loop.time() - started - interval_s) * 1000))
+            self.lag_ms.append(max(0.0, s_to_ms(loop.time() - started - interval_s)))
             if len(self.lag_ms) > 100_000:
                 del self.lag_ms[:50_000]
 

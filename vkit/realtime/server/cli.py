@@ -28,7 +28,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--response-delay-ms", default="0",
                        help=f"delay before the first audio: ms, normal:MEAN,SD, uniform:LO,HI, or {', '.join(PROFILES)}")
     serve.add_argument("--output-pace", type=float, default=2.0, help="output streaming speed x real time (0 = burst)")
-    serve.add_argument("--chunk-ms", type=int, default=40, help="audio per output delta")
+    serve.add_argument("--frame-ms", type=int, default=40, help="audio per output delta")
+    serve.add_argument("--chunk-ms", dest="frame_ms", type=int, help=argparse.SUPPRESS)  # old name, one release
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--max-sessions", type=int, default=100)
     serve.add_argument("--max-session-s", type=float, default=3600.0)
@@ -46,7 +47,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
 def run_serve(args: argparse.Namespace) -> int:
     server = LocalServer(args.host, args.port, responder=args.responder, replies=args.reply,
                          response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
-                         chunk_ms=args.chunk_ms, seed=args.seed, max_sessions=args.max_sessions,
+                         frame_ms=args.frame_ms, seed=args.seed, max_sessions=args.max_sessions,
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
                          idle_reap_s=args.idle_reap_s or None,
                          tool_rules=args.tool_rule, transcribe=args.transcribe,

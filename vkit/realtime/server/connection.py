@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Executor
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -31,12 +32,13 @@ class Connection:
     """
 
     def __init__(self, websocket: Any, session: ServerSession, responder: Responder, clock: SessionClock,
-                 max_message_bytes: int | None = None) -> None:
+                 max_message_bytes: int | None = None, turn_executor: Executor | None = None) -> None:
         self.websocket = websocket
         self.session = session
         self.responder = responder
         self.clock = clock
         self.max_message_bytes = max_message_bytes
+        self.turn_executor = turn_executor
         self._send_lock = asyncio.Lock()
         self._core = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,10 +100,11 @@ class Connection:
             self.session.on_deadline(self.clock.now_ns())
         await self._quietly(self._pump())
 
-    async def run_blocking(self, fn: Any, *args: Any) -> Any:
-        """Run a blocking call in a thread; the clock does not move meanwhile."""
+    async def run_blocking(self, fn: Any, *args: Any, executor: Executor | None = None) -> Any:
+        """Run a blocking call in a thread (of ``executor``, else the loop's default); the clock does not move
+        meanwhile."""
         with self.clock.busy():
-            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     async def _reply(self, work: ReplyWork) -> None:
         work.turn.run_blocking = self.run_blocking
@@ -131,12 +134,18 @@ class Connection:
         await self._quietly(self._pump())
 
     async def _judge(self, work: TurnWork) -> None:
-        """A semantic_vad pause judged in a thread (Smart Turn's inference would hold every session's loop)."""
+        """A semantic_vad pause judged in a thread of the server's ``turn_executor`` (on the loop, Smart Turn's
+        inference would hold every session; the executor's few threads leave a core to the loop)."""
+        def judge() -> Verdict | None:  # a pause that speech resumed over while it queued is not judged
+            return work.detector.judge(work.pause) if work.detector.is_open(work.pause) else None
+
         try:
-            verdict = await self.run_blocking(work.detector.judge, work.pause)
+            verdict = await self.run_blocking(judge, executor=self.turn_executor)
         except Exception:  # noqa: BLE001 - a model's failure ends the turn here rather than holding it
             log.exception("the turn detector failed")
             verdict = Verdict(work.pause.now_sample, "error")
+        if verdict is None:
+            return
         async with self._core:
             self.session.turn_judged(work, verdict, self.clock.now_ns())
         await self._quietly(self._pump())

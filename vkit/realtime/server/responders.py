@@ -28,7 +28,7 @@ import soxr
 
 from vkit.errors import ConfigError, got
 from vkit.speech import OUTPUT_RATE_HZ, Recogniser, Speech, answer
-from vkit.units import samples_to_ms
+from vkit.units import ms_to_s, samples_to_ms
 
 T = TypeVar("T")
 
@@ -113,7 +113,7 @@ class EchoResponder:
             heard = await turn.run_blocking(self.recogniser.transcribe, turn.audio, turn.sample_rate_hz)
         text = heard or ""
         if not text and "audio" not in turn.output_modalities:  # text only, nothing recognised: still answer
-            text = f"(echo of {samples_to_ms(turn.audio.size, turn.sample_rate_hz) / 1000:.2f} s of audio)"
+            text = f"(echo of {ms_to_s(samples_to_ms(turn.audio.size, turn.sample_rate_hz)):.2f} s of audio)"
         return Reply(_to_output_rate(turn.audio, turn.sample_rate_hz), transcript=text, input_transcript=heard)
 
     def close(self) -> None:

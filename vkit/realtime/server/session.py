@@ -16,12 +16,13 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
 import soxr
 
+from vkit.deprecation import renamed_keyword
 from vkit.errors import ConfigError, got
 from vkit.filters.turn import Pause, TurnDetector, Verdict
 from vkit.frames import AudioFrame, Item, SpeechStarted, SpeechStopped, TurnEnded
@@ -44,7 +45,16 @@ from vkit.realtime.session_config import (
     turn_detection,
 )
 from vkit.stage import as_items
-from vkit.units import ms_to_ns, ms_to_samples, ns_to_ms, s_to_ns, samples_to_ms, samples_to_ns
+from vkit.units import (
+    ms_to_ns,
+    ms_to_samples,
+    ms_to_whole_samples,
+    ns_to_ms,
+    s_to_ns,
+    samples_to_ms,
+    samples_to_ns,
+    samples_to_whole_ms,
+)
 
 __all__ = ["ServerOptions", "ServerSession", "ResponseRecord", "ReplyWork", "TranscriptionWork", "TurnWork",
            "semantic_detector"]
@@ -75,8 +85,8 @@ class ServerOptions:
     """What every session of one server shares: latency injection, pacing and limits.
 
     ``output_pace``: output streaming speed as a multiple of real time (0: as fast as possible);
-    ``chunk_ms``: audio per output delta; ``max_session_s``: the session's length before
-    ``session_expired``; ``max_input_buffer_s``: uncommitted input audio kept (beyond it, an append is
+    ``frame_ms``: audio per output delta (``chunk_ms=``, its old name, still works for one release);
+    ``max_session_s``: the session's length before ``session_expired``; ``max_input_buffer_s``: uncommitted input audio kept (beyond it, an append is
     refused with an error); ``max_retained_audio_s``: conversation audio kept for retrieve and truncate
     (the oldest items' audio is dropped beyond it, their metadata stays); ``idle_reap_s``: a session with
     no client event and no response under way for this long is ended (``session_idle`` error, close 1000),
@@ -86,12 +96,17 @@ class ServerOptions:
 
     delay: DelayModel = field(default_factory=DelayModel)
     output_pace: float = 2.0
-    chunk_ms: int = 40
+    frame_ms: int = 40
     max_session_s: float = 3600.0
     max_input_buffer_s: float = 600.0
     max_retained_audio_s: float = 600.0
     idle_reap_s: float | None = 600.0
     turn_detector: str = "smart_turn"
+    chunk_ms: InitVar[int | None] = None
+
+    def __post_init__(self, chunk_ms: int | None) -> None:
+        object.__setattr__(self, "frame_ms",
+                           renamed_keyword("ServerOptions", "chunk_ms", "frame_ms", chunk_ms, self.frame_ms, stacklevel=4))
 
 
 @dataclass
@@ -494,11 +509,11 @@ class ServerSession:
         rate = self._input_rate()
         for item in items:
             if isinstance(item, SpeechStarted):
-                self._speech_started(detection, item.sample * 1000 // rate, now_ns)
+                self._speech_started(detection, samples_to_whole_ms(item.sample, rate), now_ns)
             elif isinstance(item, TurnEnded):
-                self._speech_stopped(detection, item.decided_sample * 1000 // rate, now_ns)
+                self._speech_stopped(detection, samples_to_whole_ms(item.decided_sample, rate), now_ns)
             elif isinstance(item, SpeechStopped) and self._turns is None:
-                self._speech_stopped(detection, end_sample * 1000 // rate, now_ns)
+                self._speech_stopped(detection, samples_to_whole_ms(end_sample, rate), now_ns)
 
     def _speech_started(self, detection: dict[str, Any], start_ms: int, now_ns: int) -> None:
         prefix_ms = detection.get("prefix_padding_ms") or 0
@@ -792,7 +807,7 @@ class ServerSession:
                 audio = reply.audio if rate == OUTPUT_RATE_HZ or not reply.audio.size else soxr.resample(
                     reply.audio, OUTPUT_RATE_HZ, rate).astype(np.float32)
                 response.audio = audio
-                chunk = max(1, rate * self.options.chunk_ms // 1000)
+                chunk = max(1, ms_to_whole_samples(self.options.frame_ms, rate))
                 num_chunks = -(-audio.size // chunk)
                 words = text.split()
                 pace = self.options.output_pace

@@ -7,21 +7,27 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import anywidget
 import numpy as np
 import soxr
-import traitlets
 
+from vkit.deprecation import renamed_keyword
+from vkit.extras import require
 from vkit.frames import AudioFrame
 from vkit.graph import Pipe
 from vkit.stage import StreamFormat
+from vkit.units import pcm16_bytes_to_float, samples_to_whole_ns
+
+require("anywidget", extra="notebook", feature="vkit.sources.BrowserMic")
+
+import anywidget  # noqa: E402 - after the check that names the extra
+import traitlets  # noqa: E402
 
 
 class MicWidget(anywidget.AnyWidget):
     """The page side: a button, getUserMedia, and an AudioWorklet that sends Int16 chunks."""
 
-    _esm = Path(__file__).with_name("mic.js")
-    chunk_ms = traitlets.Int(40).tag(sync=True)
+    _esm = Path(__file__).with_name("browser_mic.js")
+    frame_ms = traitlets.Int(40).tag(sync=True)
 
 
 class BrowserMic(Pipe):
@@ -34,10 +40,12 @@ class BrowserMic(Pipe):
 
     live = True
 
-    def __init__(self, *, sample_rate_hz: int = 24_000, chunk_ms: int = 40, stream: str = "input") -> None:
-        self.widget = MicWidget(chunk_ms=chunk_ms)
+    def __init__(self, *, sample_rate_hz: int = 24_000, frame_ms: int = 40, stream: str = "input",
+                 chunk_ms: int | None = None) -> None:
+        frame_ms = renamed_keyword("BrowserMic", "chunk_ms", "frame_ms", chunk_ms, frame_ms)
+        self.widget = MicWidget(frame_ms=frame_ms)
         self.sample_rate_hz = sample_rate_hz
-        self.chunk_ms = chunk_ms
+        self.frame_ms = frame_ms
         self.stream = stream
         self.format = StreamFormat(sample_rate_hz, 1)
         self.num_chunks = 0
@@ -54,7 +62,7 @@ class BrowserMic(Pipe):
         if content.get("type") != "mic" or not buffers:
             return
         rate = int(content["sample_rate_hz"])
-        samples = np.frombuffer(buffers[0], "<i2").astype(np.float32) / 32768
+        samples = pcm16_bytes_to_float(buffers[0])
         with self._lock:
             if self._resampler is None or rate != self._device_rate:
                 self._device_rate = rate
@@ -79,7 +87,7 @@ class BrowserMic(Pipe):
         try:
             while True:
                 samples = await queue.get()
-                t_ns = ctx.clock.now_ns() - samples.size * 1_000_000_000 // self.sample_rate_hz
+                t_ns = ctx.clock.now_ns() - samples_to_whole_ns(samples.size, self.sample_rate_hz)
                 await ctx.emit(AudioFrame(samples=samples.reshape(1, -1), sample_rate_hz=self.sample_rate_hz,
                                           start_sample=position, stream=self.stream, t_ns=t_ns))
                 position += samples.size

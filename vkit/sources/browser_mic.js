@@ -39,7 +39,7 @@ function render({ model, el }) {
     const ctx = new AudioContext();
     const url = URL.createObjectURL(new Blob([CAPTURE], { type: "application/javascript" }));
     await ctx.audioWorklet.addModule(url);
-    const chunk = Math.round(ctx.sampleRate * model.get("chunk_ms") / 1000);
+    const chunk = Math.round(ctx.sampleRate * model.get("frame_ms") / 1000);
     const node = new AudioWorkletNode(ctx, "vkit-capture", { processorOptions: { chunk } });
     const mute = ctx.createGain();
     mute.gain.value = 0;

@@ -1,4 +1,6 @@
-"""The notebook audio player widget (anywidget): PCM16 over binary comm messages into an AudioWorklet."""
+"""The browser side of ``sinks.Player`` (an anywidget model): PCM16 over binary comm messages into an AudioWorklet.
+
+``vkit.widgets.Player`` is this class."""
 
 from __future__ import annotations
 
@@ -6,14 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anywidget
-import traitlets
-
+from vkit.extras import require
 from vkit.frames import AudioFrame
 from vkit.units import float_to_pcm16_bytes
 
+require("anywidget", extra="notebook", feature="sinks.Player")
 
-class Player(anywidget.AnyWidget):
+import anywidget  # noqa: E402 - after the check that names the extra
+import traitlets  # noqa: E402
+
+
+class BrowserPlayer(anywidget.AnyWidget):
     """Streams audio to the browser through a jitter buffer; reports back what was played.
 
     ``played_position`` is the stream position the browser reports as played (updated a few times a
@@ -22,7 +27,7 @@ class Player(anywidget.AnyWidget):
     ``muted`` silences every view (the stream still plays, so positions stay true).
     """
 
-    _esm = Path(__file__).with_name("player.js")
+    _esm = Path(__file__).with_name("browser_player.js")
     sample_rate_hz = traitlets.Int(24_000).tag(sync=True)
     prebuffer_ms = traitlets.Float(80.0).tag(sync=True)
     autostart = traitlets.Bool(True).tag(sync=True)
