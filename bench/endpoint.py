@@ -7,6 +7,10 @@ synthesised sentences (8 flite, 8 espeak-ng), clean, ending with their audible e
 0.5 s and 1 s of silence and mixed with white or pink noise at a known SNR against its active level (-26 dBFS);
 at 32 dB also through the demo's noise gate, which closes after each utterance.
 
+The sample's turns are also run with the model's windows at 16 phases (the file started 0..511 samples
+later): turns found, where each ends and how long after that the end was declared (the end-of-turn
+detection delay: min_silence_ms, plus Silero's probability staying high after the sound, in windows).
+
     python bench/endpoint.py [--snr-db 32 20 10 5]
 """
 
@@ -112,6 +116,32 @@ def two_turns_rows() -> list[str]:
     return rows
 
 
+def phase_rows() -> list[str]:
+    """Per model: turns found at each of 16 phases, and per turn the spread of its end and the end-of-turn
+    detection delay (min..max, ms)."""
+    audio, rate = sf.read(sample_path("two_turns.wav"), dtype="float32")
+    rows = []
+    for model in ("silero", "webrtc", "energy"):
+        ends, delays, counts = [], [], set()
+        for shift in np.linspace(0, 511, 16).astype(int):
+            vad, found = filters.VAD(model), []  # (speech end, declared): fed 20 ms frames as a source would be
+            for start in range(shift, audio.size, rate // 50):
+                chunk = audio[start : start + rate // 50]
+                result = vad.process(AudioFrame.mono(chunk, rate, start_sample=start - shift))
+                found += [(e.speech_end_sample, start - shift + chunk.size) for e in
+                          (result if isinstance(result, list) else []) if isinstance(e, SpeechStopped)]
+            counts.add(len(found))
+            ends.append([(end + shift) * 1000 / rate for end, _ in found])
+            delays.append([(declared - end) * 1000 / rate for end, declared in found])
+        cells = "turns " + "/".join(map(str, sorted(counts)))
+        if len(counts) == 1:
+            end, delay = np.array(ends), np.array(delays)
+            cells += "".join(f" | end spread {np.ptp(end[:, i]):4.1f}, delay {delay[:, i].min():4.0f}..{delay[:, i].max():4.0f}"
+                             for i in range(end.shape[1]))
+        rows.append(f"  {model:7s} {cells}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--snr-db", type=float, nargs="+", default=[32, 20, 10, 5])
@@ -121,6 +151,8 @@ def main() -> None:
           f"{flite}, Python {platform.python_version()}")
     print("\nvkit/data/two_turns.wav, end of each turn minus its label (ms):")
     print("\n".join(two_turns_rows()))
+    print("\nthe same at 16 window phases (default settings; delay = declared - refined end, ms, of the audio):")
+    print("\n".join(phase_rows()))
     utterances = labelled_utterances()
     kinds = ["real", "flite", "espeak-ng"]
     counts = {k: sum(1 for u in utterances if u[0] == k) for k in kinds} | {"all": len(utterances)}

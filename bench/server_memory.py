@@ -3,7 +3,7 @@
 Each turn: 1 s of user audio appended and committed, ``response.create``, a 10 s answer streamed to the end.
 The session keeps every item's metadata but only the latest ``--retained-s`` of audio.
 
-    python bench/server_memory.py [--hours 1] [--retained-s 600]
+    python bench/server_memory.py [--hours 1] [--retained-s 300]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def new_session(retained_s: float) -> ServerSession:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=1.0)
-    parser.add_argument("--retained-s", type=float, default=600.0)
+    parser.add_argument("--retained-s", type=float, default=300.0)
     args = parser.parse_args()
     process = psutil.Process()
     session = new_session(args.retained_s)

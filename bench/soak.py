@@ -2,10 +2,12 @@
 
 Part 1: sessions cycle through faults on loopback: a clean session with the local server (echo
 responder), and against the misbehaving server (tests/faults) a 1011 crash and a 1001 "going away"
-mid-session (reconnect on), a burst of malformed events, a stalled answer. Reported: sessions
-completed, faults seen by the client (reconnects, skipped events, stalls), input samples lost
-(sent by the source but never received by a server, less those the client counted as dropped:
-goal 0), and the process RSS over time.
+mid-session (reconnect on), a burst of malformed events, a stalled answer, a server that stops reading
+and answering pings (found by the keepalive, then reconnected). Reported: sessions completed, faults
+seen by the client (reconnects, skipped events, stalls), server events lost (sent by the misbehaving
+server, neither recorded nor counted as skipped by the client: goal 0), input samples lost (sent by the
+source but never received by a server, less those the client counted as dropped: goal 0; a frozen
+server swallows what was written to it before the keepalive noticed), and the process RSS over time.
 Part 2: the event store of a one-hour session, client side: the events the Realtime stage and a VAD
 publish in an hour (40 ms appends, answers 30 % of the time in 100 ms deltas, 32 ms VAD scores) kept
 in a plain list (today's Session.events) and in vkit.eventlog.EventLog; traced memory of each.
@@ -64,17 +66,25 @@ async def _handshake(conn: FaultConnection) -> None:
     await conn.handshake()
 
 
+async def _freeze(conn: FaultConnection) -> None:
+    await conn.handshake()
+    await conn.answer("resp_1", "item_1", num_deltas=2)
+    conn.freeze()
+
+
 FAULTS = {
     "clean (local server)": None,
     "crash 1011": (lambda c: _crash(c, 1011), _handshake),
     "going away 1001": (lambda c: _crash(c, 1001), _handshake),
     "malformed events": (_bad_events,),
     "stalled answer": (_stall,),
+    "frozen, no pong": (_freeze, _handshake),
 }
 
 
 async def one_session(fault: str) -> dict[str, int]:
-    options = {"reconnect": True, "reconnect_timeout_s": 5.0, "stall_timeout_s": 0.5, "ping_interval_s": 5.0}
+    options = {"reconnect": True, "reconnect_timeout_s": 5.0, "stall_timeout_s": 0.5, "ping_interval_s": 0.3,
+               "ping_timeout_s": 0.3}
     graph_source = sources.Silence(duration_ms=SESSION_MS, pace="realtime")
     scripts = FAULTS[fault]
     if scripts is None:
@@ -86,10 +96,12 @@ async def one_session(fault: str) -> dict[str, int]:
             session = await vkit.arun(graph_source | Realtime(server.url, **options))
             received = sum(len(base64.b64decode(e["audio"])) // 2 for conn in server.connections
                            for e in conn.received if e.get("type") == "input_audio_buffer.append")
+            num_sent = sum(conn.num_sent for conn in server.connections)
     markers = session.events_of(Marker)
     dropped = sum(m.data.get("num_dropped_samples", 0) for m in markers if m.name == "reconnected")
     sent = 24 * SESSION_MS
-    return {"completed": int(session.status == "complete"),
+    seen = sum(e.direction == "received" for e in session.events_of(ProtocolEvent)) + len(session.events_of(ProtocolIssue))
+    return {"events lost": 0 if received is None else num_sent - seen,"completed": int(session.status == "complete"),
             "reconnects": sum(m.name == "reconnect" for m in markers),
             "skipped": len(session.events_of(ProtocolIssue)),
             "stalls": sum(m.name == "response_stalled" for m in markers),
@@ -100,8 +112,8 @@ async def one_session(fault: str) -> dict[str, int]:
 async def soak(seconds: float) -> None:
     process = psutil.Process()
     started = time.monotonic()
-    totals = {fault: {"sessions": 0, "completed": 0, "reconnects": 0, "skipped": 0, "stalls": 0, "lost": 0,
-                      "dropped": 0} for fault in FAULTS}
+    totals = {fault: {"sessions": 0, "completed": 0, "reconnects": 0, "skipped": 0, "stalls": 0, "events lost": 0,
+                      "lost": 0, "dropped": 0} for fault in FAULTS}
     rss = [(0.0, process.memory_info().rss)]
     number = 0
     while time.monotonic() - started < seconds:
@@ -113,10 +125,10 @@ async def soak(seconds: float) -> None:
         number += 1
         rss.append((time.monotonic() - started, process.memory_info().rss))
     print(f"{'fault':<22}{'sessions':>9}{'completed':>10}{'reconnects':>11}{'skipped':>8}{'stalls':>7}"
-          f"{'dropped':>8}{'lost':>6}")
+          f"{'events lost':>12}{'samples dropped':>16}{'samples lost':>13}")
     for fault, row in totals.items():
         print(f"{fault:<22}{row['sessions']:>9}{row['completed']:>10}{row['reconnects']:>11}{row['skipped']:>8}"
-              f"{row['stalls']:>7}{row['dropped']:>8}{row['lost']:>6}")
+              f"{row['stalls']:>7}{row['events lost']:>12}{row['dropped']:>16}{row['lost']:>13}")
     print("\nRSS over time (MiB): " + ", ".join(f"{t:.0f}s {r / 2**20:.0f}" for t, r in rss[:: max(1, len(rss) // 8)]))
     print(f"RSS growth first -> last session: {(rss[-1][1] - rss[1][1]) / 2**20:+.1f} MiB over {number} sessions")
 
@@ -148,7 +160,7 @@ def hour_of_events() -> None:
 
     print("\none hour of client events (synthetic, the stage's own event shapes):")
     print(f"{'store':<28}{'events kept':>12}{'traced MiB':>12}")
-    for name, store in (("list (Session.events today)", []), ("EventLog()", EventLog()),
+    for name, store in (("plain list (every event)", []), ("EventLog()", EventLog()),
                         ("EventLog(keep_all=True)", EventLog(keep_all=True))):
         tracemalloc.start()
         for event in events():

@@ -130,9 +130,10 @@ def test_user_speech_end_from_the_vad_matches_the_labels(gated):
     window_ms = 512 / 16  # one Silero window
     for turn, (_, end_ms) in zip(turns, truth, strict=True):
         assert abs(turn.user_speech_end_ms - end_ms) <= window_ms, (turn.user_speech_end_ms, end_ms)
-        # the VAD declares the end after min_silence_ms (100) of non-speech, which Silero starts to score up to
-        # about 110 ms after the sound (bench/endpoint.py), in whole windows
-        assert 100 <= turn.end_of_turn_delay_ms <= 100 + 110 + 2 * window_ms
+        # the VAD declares the end once min_silence_ms (150) of non-speech has followed it, never before; how much
+        # later depends on how long Silero keeps scoring speech after the sound, and on the window phase: that is
+        # timing, which bench/endpoint.py measures at 16 phases (196-322 ms on this file)
+        assert turn.end_of_turn_delay_ms >= filters.VAD().min_silence_ms
     labelled = vkit.run(graph, clock="virtual", ground_truth=sample_path("two_turns.segments.csv")).turns
     assert [t.user_speech_end_ms for t in labelled] == pytest.approx([end for _, end in truth], abs=0.5)
 
@@ -171,3 +172,129 @@ def test_measured_server_latency_equals_the_injected_delay_plus_processing():
         assert len(errors) >= 20, (delay, len(errors))
         assert np.percentile(errors, 95) <= 3.0, (delay, sorted(errors)[-5:])
         assert 0 <= min(processing) and np.median(processing) < 20, (delay, processing)
+
+
+def _two_close_turns() -> np.ndarray:
+    """0.5 s of speech, 2 s of silence, 0.5 s of speech, then 8 s of silence (24 kHz)."""
+    speech = _turn_input(1, 0.5)[12_000:]
+    gap = np.zeros(48_000, np.float32)
+    return np.concatenate([np.zeros(12_000, np.float32), speech, gap, speech, np.zeros(24_000 * 8, np.float32)])
+
+
+def _server_first_audio_truth(session) -> dict[str, float]:
+    return {e.event.response["id"]: float(e.event.response["metadata"]["vkit_first_audio_after_trigger_ms"])
+            for e in session.events_of(ProtocolEvent) if e.type == "response.done" and e.direction == "received"}
+
+
+def test_a_slow_servers_answer_goes_to_the_turn_it_answers_not_to_the_latest():
+    """The server announces its answer 5 s after the commit; the user's next turn ends meanwhile. Its
+    ``response.create`` for turn 2 is refused (an answer is already under way), and turn 1 gets the answer,
+    with the server's own first-audio time (real server over loopback, virtual clock)."""
+    stage = Realtime(turn_detection="manual", server={"created_delay_ms": 5000, "output_pace": 4})
+    graph = sources.Array(_two_close_turns(), 24_000, pace="realtime") | filters.VAD("silero") | stage | sinks.Null()
+    session = vkit.run(graph, clock="virtual")
+    first, second = session.turns
+    created = [e for e in session.events_of(ProtocolEvent) if e.type == "response.created"]
+    assert len(created) == 1 and created[0].t_ns > second.commit_sent_ms * MS  # created after turn 2's commit
+    assert first.response_id == created[0].event.response["id"] and first.attribution == "conversation"
+    truth = _server_first_audio_truth(session)[first.response_id]
+    assert 5000 <= truth < 5020 and abs(first.server_first_audio_ms - truth) <= 3.0, (first, truth)
+    assert second.response_id is None and second.server_first_audio_ms is None and second.voice_to_voice_ms is None
+    assert "refused its response.create (conversation_already_has_active_response)" in second.note
+    assert session.turns.rows() == compute_turns(session.events).rows()  # the live table keeps what it needs
+
+
+def test_a_slow_server_vad_answer_follows_its_committed_item():
+    """Server VAD, an answer announced 5 s late, the next turn committed meanwhile (not interrupting it): the
+    answer's output item follows turn 1's item in the conversation, so it is turn 1's."""
+    stage = Realtime(vad={"silence_duration_ms": 300, "interrupt_response": False},
+                     server={"created_delay_ms": 5000, "output_pace": 4})
+    session = vkit.run(sources.Array(_two_close_turns(), 24_000, pace="realtime") | stage | sinks.Null(),
+                       clock="virtual")
+    first, second = session.turns
+    assert first.input_item_id and second.input_item_id and first.server_speech_stopped_ms < second.server_speech_stopped_ms
+    assert first.response_id is not None and first.attribution == "conversation" and second.response_id is None
+    truth = _server_first_audio_truth(session)[first.response_id]
+    assert 5000 <= truth and abs(first.server_first_audio_ms - truth) <= 3.0, (first, truth)
+
+
+def _stopped(end_ms: float, detected_ms: float) -> SpeechStopped:
+    return SpeechStopped(t_ns=int(detected_ms * MS), sample=0, sample_rate_hz=24_000,
+                         speech_end_t_ns=int(end_ms * MS), sample_t_ns=int(detected_ms * MS))
+
+
+def test_an_answer_created_after_the_next_turn_goes_to_the_request_it_answers():
+    events = [
+        _stopped(1000, 1150), sent(1152, "input_audio_buffer.commit", event_id="c1"),
+        sent(1153, "response.create", event_id="q1"), received(1160, "input_audio_buffer.committed", item_id="u1"),
+        _stopped(3000, 3150), sent(3152, "input_audio_buffer.commit", event_id="c2"),
+        sent(3153, "response.create", event_id="q2"), received(3160, "input_audio_buffer.committed", item_id="u2"),
+        received(3161, "error", error={"type": "invalid_request_error", "event_id": "q2",
+                                       "code": "conversation_already_has_active_response"}),
+        received(6152, "response.created", response={"id": "r1"}),
+        received(6400, "response.output_audio.delta", response_id="r1", delta=None),
+    ]
+    first, second = compute_turns(events)
+    assert (first.response_id, first.attribution, first.input_item_id) == ("r1", "request", "u1")
+    assert first.server_first_audio_ms == 6400 - 1152
+    assert second.response_id is None and second.input_item_id == "u2" and "refused its response.create" in second.note
+    # the recency rule this replaces gave turn 2 the answer, 3,248 ms "after" its commit
+
+
+def test_the_conversation_says_which_turn_an_answer_follows():
+    events = [
+        received(1000, "input_audio_buffer.speech_stopped", audio_end_ms=900, item_id="u1"),
+        received(1001, "input_audio_buffer.committed", item_id="u1", previous_item_id=None),
+        received(3000, "input_audio_buffer.speech_stopped", audio_end_ms=2900, item_id="u2"),
+        received(3001, "input_audio_buffer.committed", item_id="u2", previous_item_id="u1"),
+        received(6000, "response.created", response={"id": "r1"}),
+        received(6001, "response.output_item.added", response_id="r1", output_index=0,
+                 item={"id": "a1", "type": "message", "role": "assistant"}),
+        received(6002, "conversation.item.added", item={"id": "a1", "type": "message", "role": "assistant"},
+                 previous_item_id="u1"),
+        received(6200, "response.output_audio.delta", response_id="r1", delta=None),
+    ]
+    first, second = compute_turns(events)
+    assert (first.response_id, first.attribution, first.server_first_audio_ms) == ("r1", "conversation", 5200)
+    assert second.response_id is None
+    # placed after the later turn's item, the same answer is that turn's
+    events[6] = received(6002, "conversation.item.added", item={"id": "a1", "type": "message", "role": "assistant"},
+                         previous_item_id="u2")
+    first, second = compute_turns(events)
+    assert first.response_id is None and (second.response_id, second.attribution) == ("r1", "conversation")
+
+
+def test_an_answer_nothing_attributes_gets_its_own_row_marked_ambiguous():
+    events = [
+        received(1000, "input_audio_buffer.speech_stopped", audio_end_ms=900, item_id="u1"),
+        received(3000, "input_audio_buffer.speech_stopped", audio_end_ms=2900, item_id="u2"),
+        received(6000, "response.created", response={"id": "r1"}),
+        received(6200, "response.output_audio.delta", response_id="r1", delta=None),
+    ]
+    turns = compute_turns(events)
+    assert [t.response_id for t in turns] == [None, None, "r1"]
+    assert turns[2].attribution == "ambiguous" and "turns 1, 2" in turns[2].note
+    assert turns[2].server_first_audio_ms is None and turns[2].voice_to_voice_ms is None  # no anchor is guessed
+    # one turn waiting: the order says it all
+    single = compute_turns(events[:1] + events[2:])
+    assert len(single) == 1 and single[0].attribution == "order" and single[0].server_first_audio_ms == 5200
+
+
+def _labelled_turn(vad_end_ms: float, first_played_ms: float, label_end_ms: float):
+    origin = Marker(t_ns=0, name="stream_start", data={"stream": "input", "start_sample": 0, "sample_rate_hz": 24_000})
+    events = [origin, _stopped(vad_end_ms, vad_end_ms + 150), sent(vad_end_ms + 152, "input_audio_buffer.commit"),
+              received(vad_end_ms + 160, "response.created", response={"id": "r1"}),
+              received(first_played_ms - 80, "response.output_audio.delta", response_id="r1", delta=None),
+              Playout(t_ns=int(first_played_ms * MS), stream="output", sample=0, sample_rate_hz=24_000, state="started")]
+    return compute_turns(events, ground_truth_segments_ms=[(200, label_end_ms)])[0]
+
+
+def test_labels_never_move_an_end_past_the_answer():
+    # the VAD cut the utterance at 2,000 ms; the answer played from 2,570 ms; the label ends at 3,000 ms
+    cut = _labelled_turn(2000, 2570, 3000)
+    assert cut.user_speech_end_ms == 2000 and cut.speech_end_source == "vad" and cut.voice_to_voice_ms == 570
+    assert "labelled end 3000.0 ms is after the answer's first audio (2570.0 ms)" in cut.note
+    # a label before the answer replaces the estimate
+    good = _labelled_turn(2000, 2570, 1950)
+    assert good.user_speech_end_ms == 1950 and good.speech_end_source == "labels" and good.voice_to_voice_ms == 620
+    assert good.user_speech_start_ms == 200 and good.note is None

@@ -254,3 +254,23 @@ def test_stage_stats_count_items_and_time(sine_16k):
     assert stages["<lambda>"]["num_items"] == 50 and len(stages["<lambda>"]["processing_ns"]) == 50
     assert stages["AsyncPass"]["num_items"] == 50 and len(stages["AsyncPass"]["queue_wait_ns"]) == 50
     assert stages["Array"]["num_items"] == 50
+
+
+def test_a_run_asked_for_progress_shows_input_seconds_and_turns_as_text_outside_a_notebook(capfd):
+    from vkit.data import sample_path
+    from vkit.filters import VAD
+
+    graph = sources.File(sample_path("two_turns.wav"), pace="realtime") | VAD("energy") | sinks.Null()
+    session = vkit.run(graph, clock="virtual", progress="replay")
+    err = capfd.readouterr().err.replace("\r", "\n").strip().splitlines()
+    assert session.status == "complete"
+    duration_s = sf.info(str(sample_path("two_turns.wav"))).duration
+    assert err[-1].startswith("replay: 100%|") and (
+        f"{duration_s:.1f}/{duration_s:.1f} s input, {len(session.turns)} turn(s), 0 answered [") in err[-1]
+    handle = (sources.Noise(duration_ms=60_000, sample_rate_hz=16_000, pace="realtime") | sinks.Null()).start()
+    with pytest.raises(TimeoutError):
+        handle.wait(0.6, progress=True)  # the bar ticks while waiting, and ends at the stop
+    err = capfd.readouterr().err.replace("\r", "\n").strip().splitlines()
+    assert err[-1].startswith("vkit run:") and "/60.0 s input, 0 turn(s), 0 answered, timeout" in err[-1]
+    vkit.run(sources.Silence(duration_ms=500, sample_rate_hz=8000) | sinks.Null())  # by default: no bar in a script
+    assert capfd.readouterr().err == ""

@@ -1,11 +1,18 @@
 """Where each millisecond went: the per-turn latency table, from the session's events on one clock.
 
 A turn is anchored on the end of the user's speech (vkit's VAD ``SpeechStopped``, or a turn detector's
-``TurnEnded`` when the graph has one; or the server's
-``speech_stopped`` when there is no local VAD), followed by the response created after it:
+``TurnEnded`` when the graph has one; or the server's ``speech_stopped`` when there is no local VAD),
+followed by the response that answers it:
 
 user speech end -> VAD end detected -> server speech_stopped / commit sent -> response.created
 -> first audio received -> first audio played (at the sink) -> response.done.
+
+A response belongs to the turn the protocol says it answers, never simply to the latest turn
+(``attribution``): the user item its output follows in the conversation (``conversation.item.added`` /
+``created``'s ``previous_item_id``, back to the turn's committed item); else the client's ``response.create``
+it answers (requests are answered in order; one the server refused with an ``error`` is dropped); else the
+one turn committed since the last answered one. When several turns could own it and nothing tells which,
+it gets a row of its own marked ``ambiguous`` and none of them gets it.
 
 All times are milliseconds on the session clock.
 """
@@ -41,6 +48,7 @@ from vkit.units import NS_PER_US, ms_to_s, ns_to_ms, samples_to_ms
 __all__ = ["Turn", "TurnTable", "TurnEvents", "compute_turns", "stage_table", "COLUMNS", "CASCADE_PARTS"]
 
 _AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
+_ITEM_ADDED = ("conversation.item.added", "conversation.item.created")
 
 
 @dataclass
@@ -62,7 +70,11 @@ class Turn:
     end_of_turn_delay_ms: float | None = None
     server_first_audio_ms: float | None = None
     response_id: str | None = None
+    input_item_id: str | None = None  # the user item the turn committed (the server's id)
     status: str | None = None
+    attribution: str | None = None  # how the response was attached: conversation, request, order or ambiguous
+    speech_end_source: str | None = None  # where user_speech_end_ms comes from: vad, server or labels
+    note: str | None = None  # why a measurement was left out or kept
     interrupted: bool = False
     interruption_reaction_ms: float | None = None
     num_tool_calls: int = 0
@@ -180,6 +192,7 @@ class TurnTable(list):  # type: ignore[type-arg]
                    "server = first audio received - speech_stopped/commit"
                    + ("; tool = the tools' run time, tool round trip = call arrived -> answer's first audio"
                       if shown is not self._SHOWN else "") + ")")
+        out += [f"turn {t.turn}: {t.note}" for t in self if t.note]
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -216,6 +229,7 @@ def compute_turns(events: Iterable[Event], *,
     input_origin: tuple[float, float] | None = None  # (t_ms of stream start, its start sample in ms)
     silence_ms = 500.0
     tools = _ToolTimes()
+    owners = _Owners(ordered)
     for event in ordered:
         if isinstance(event, Marker) and event.name == "stream_start" and event.data.get("stream") == "input":
             if input_origin is None:
@@ -233,7 +247,7 @@ def compute_turns(events: Iterable[Event], *,
                 playing.interruption_reaction_ms = -_ms(event.sample_t_ns)  # completed when sound stops
         elif isinstance(event, TurnEnded if detected else SpeechStopped):  # a detector's decisions replace the VAD's
             turn = Turn(len(turns) + 1, pending_start, _ms(event.speech_end_t_ns), _ms(event.speech_end_t_ns),
-                        _ms(event.t_ns))
+                        _ms(event.t_ns), speech_end_source="vad")
             turns.append(turn)
             pending_start = None
         elif isinstance(event, Playout) and event.stream == "output":
@@ -253,7 +267,7 @@ def compute_turns(events: Iterable[Event], *,
         elif isinstance(event, ProtocolEvent):
             if tools.follow_up(event, by_response):
                 continue
-            _protocol_event(event, turns, by_response, local_vad, input_origin, silence_ms)
+            _protocol_event(event, turns, by_response, local_vad, input_origin, silence_ms, owners)
             if event.type == "session.updated" and event.direction == "received":
                 silence_ms = _silence_ms(event.event, silence_ms)
     for turn in turns:
@@ -273,7 +287,8 @@ class TurnEvents:
     """
 
     _PROTOCOL_TYPES = frozenset({"input_audio_buffer.commit", "input_audio_buffer.speech_stopped",
-                                 "response.created", "response.done", "session.updated"})
+                                 "input_audio_buffer.committed", *_ITEM_ADDED, "response.output_item.added",
+                                 "response.create", "response.created", "response.done", "session.updated", "error"})
     _TOOL_PHASES = frozenset({"arrived", "started", "finished", "response_requested"})
 
     def __init__(self) -> None:
@@ -303,31 +318,37 @@ class TurnEvents:
 
 
 def _protocol_event(event: ProtocolEvent, turns: list[Turn], by_response: dict[str, Turn], local_vad: bool,
-                    input_origin: tuple[float, float] | None, silence_ms: float) -> None:
+                    input_origin: tuple[float, float] | None, silence_ms: float, owners: _Owners) -> None:
     body = event.event
     t_ms = _ms(event.t_ns)
     kind = event.type
     if event.direction == "sent":
         if kind == "input_audio_buffer.commit" and turns and turns[-1].commit_sent_ms is None:
             turns[-1].commit_sent_ms = t_ms
+            owners.commits.append((body.event_id, turns[-1]))
+        elif kind == "response.create":
+            owners.requested(body.event_id, turns)
         return
     if kind == "input_audio_buffer.speech_stopped":
+        item_id = getattr(body, "item_id", None)
         if local_vad:
             if turns and turns[-1].server_speech_stopped_ms is None and turns[-1].response_created_ms is None:
                 turns[-1].server_speech_stopped_ms = t_ms
+                turns[-1].input_item_id = turns[-1].input_item_id or item_id
             return
         end_ms = getattr(body, "audio_end_ms", None)
         user_end = None
         if end_ms is not None and input_origin is not None:
             user_end = input_origin[0] + end_ms - silence_ms - input_origin[1]
-        turns.append(Turn(len(turns) + 1, None, user_end, None, None, t_ms))
+        turns.append(Turn(len(turns) + 1, None, user_end, None, None, t_ms, input_item_id=item_id,
+                          speech_end_source="server" if user_end is not None else None))
+    elif kind == "input_audio_buffer.committed":
+        owners.committed(getattr(body, "item_id", None), turns)
+    elif kind == "error":
+        owners.refused(getattr(body, "error", None) or {})
     elif kind == "response.created":
         response = getattr(body, "response", None) or {}
-        waiting = [t for t in turns if t.response_id is None]
-        turn = waiting[-1] if waiting else None
-        if turn is None:
-            turn = Turn(len(turns) + 1)
-            turns.append(turn)
+        turn = owners.owner(response.get("id"), turns)
         turn.response_id = response.get("id")
         turn.response_created_ms = t_ms
         if turn.response_id:
@@ -345,6 +366,111 @@ def _protocol_event(event: ProtocolEvent, turns: list[Turn], by_response: dict[s
             _usage(turn, response.get("usage"))
             if turn.status == "cancelled":
                 turn.interrupted = True
+
+
+class _Owners:
+    """Which turn a response answers, by the protocol (see the module's docstring).
+
+    Built with every event first, for each response's place in the conversation (its output item is added
+    after ``response.created``); then fed the commits, requests, refusals and commit acknowledgements in order.
+    """
+
+    def __init__(self, ordered: Sequence[Event]) -> None:
+        self.commits: list[tuple[str | None, Turn]] = []  # commits sent, not yet acknowledged
+        self.requests: list[tuple[str | None, Turn]] = []  # response.create sent for a turn, not yet answered
+        self.follows: dict[str, str] = {}  # response id -> the user item its output follows
+        previous: dict[str, str | None] = {}
+        user_items: set[str] = set()
+        first_output: dict[str, str] = {}  # response id -> its first output item
+        output_of: dict[str, str] = {}  # output item -> its response
+        for event in ordered:
+            if not isinstance(event, ProtocolEvent) or event.direction != "received":
+                continue
+            body = event.event
+            if event.type == "input_audio_buffer.committed" and getattr(body, "item_id", None):
+                user_items.add(body.item_id)
+                previous.setdefault(body.item_id, getattr(body, "previous_item_id", None))
+            elif event.type in _ITEM_ADDED:
+                item = getattr(body, "item", None) or {}
+                if item.get("id"):
+                    previous[item["id"]] = getattr(body, "previous_item_id", None)
+                    if item.get("role") == "user":
+                        user_items.add(item["id"])
+            elif event.type == "response.output_item.added":
+                item_id = (getattr(body, "item", None) or {}).get("id")
+                response_id = getattr(body, "response_id", None)
+                if item_id and response_id:
+                    first_output.setdefault(response_id, item_id)
+                    output_of[item_id] = response_id
+        for response_id, item_id in first_output.items():
+            before = previous.get(item_id)
+            for _ in range(len(previous)):  # back over the items that are not a user's (a tool output, ...)
+                if before is None or before in user_items or output_of.get(before, response_id) != response_id:
+                    break
+                before = previous.get(before)
+            if before in user_items:
+                self.follows[response_id] = before  # type: ignore[assignment]
+
+    def requested(self, event_id: str | None, turns: list[Turn]) -> None:
+        """A ``response.create`` sent: it asks for the latest turn if that turn committed and has none yet."""
+        turn = turns[-1] if turns else None
+        if (turn is not None and turn.commit_sent_ms is not None and turn.response_id is None
+                and all(t is not turn for _, t in self.requests)):
+            self.requests.append((event_id, turn))
+
+    def committed(self, item_id: str | None, turns: list[Turn]) -> None:
+        """The server's acknowledgement of a commit: the item id of the oldest commit not yet acknowledged."""
+        if not item_id or any(t.input_item_id == item_id for t in turns):
+            return
+        if self.commits:
+            _, turn = self.commits.pop(0)
+            turn.input_item_id = item_id
+
+    def refused(self, error: dict[str, Any]) -> None:
+        """An ``error`` naming a commit or request of ours: that one will not be answered."""
+        event_id = error.get("event_id")
+        if not event_id:
+            return
+        for queue, what in ((self.requests, "response.create"), (self.commits, "commit")):
+            for index, (sent_id, turn) in enumerate(queue):
+                if sent_id == event_id:
+                    del queue[index]
+                    _add_note(turn, f"the server refused its {what} ({error.get('code') or error.get('type')})")
+                    return
+
+    def owner(self, response_id: str | None, turns: list[Turn]) -> Turn:
+        """The turn ``response_id`` answers (marked with how that is known), or a row of its own."""
+        follows = self.follows.get(response_id or "")
+        if follows is not None:
+            turn = next((t for t in turns if t.input_item_id == follows and t.response_id is None), None)
+            if turn is not None:
+                self.requests = [(i, t) for i, t in self.requests if t is not turn]
+                turn.attribution = "conversation"
+                return turn
+        while self.requests:
+            _, turn = self.requests.pop(0)
+            if turn.response_id is None:
+                turn.attribution = "request"
+                return turn
+        answered = max((i for i, t in enumerate(turns) if t.response_id is not None), default=-1)
+        waiting = [t for t in turns[answered + 1 :] if t.response_id is None]
+        committed = [t for t in waiting if t.input_item_id or t.commit_sent_ms is not None
+                     or t.server_speech_stopped_ms is not None]
+        candidates = committed or waiting
+        if len(candidates) == 1:
+            candidates[0].attribution = "order"
+            return candidates[0]
+        row = Turn(len(turns) + 1)
+        turns.append(row)
+        if candidates:
+            row.attribution = "ambiguous"
+            row.note = (f"created while turns {', '.join(str(t.turn) for t in candidates)} waited for an answer; "
+                        "neither the conversation nor a request says which it answers")
+        return row
+
+
+def _add_note(turn: Turn, note: str) -> None:
+    turn.note = note if not turn.note else f"{turn.note}; {note}"
 
 
 class _ToolTimes:
@@ -447,17 +573,35 @@ def _silence_ms(body: Any, default: float) -> float:
 
 def _apply_ground_truth(turns: list[Turn], segments: Sequence[tuple[float, float]],
                         origin: tuple[float, float]) -> None:
-    """Replace the VAD's speech end by the labelled one nearest to it (labels are media ms on "input")."""
+    """Replace the VAD's speech end by the labelled one nearest to it (labels are media ms on "input").
+
+    A labelled end within 1 s of the estimate replaces it only if it lies before the answer's first audio
+    (an end after the answer started is not this turn's: the VAD cut the utterance short and the answer
+    came in the middle of it) and no other turn's estimate is nearer to it; otherwise the estimate is kept
+    and ``note`` says why."""
     ends = [origin[0] + end - origin[1] for _, end in segments]
     starts = [origin[0] + start - origin[1] for start, _ in segments]
-    for turn in turns:
+    nearest: dict[int, tuple[int, float]] = {}  # turn index -> (label, distance)
+    for index, turn in enumerate(turns):
         estimate = turn.vad_speech_end_ms if turn.vad_speech_end_ms is not None else turn.user_speech_end_ms
-        if estimate is None:
-            continue
-        nearest = int(np.argmin([abs(e - estimate) for e in ends]))
-        if abs(ends[nearest] - estimate) <= 1000:
-            turn.user_speech_end_ms = round(ends[nearest], 3)
-            turn.user_speech_start_ms = round(starts[nearest], 3)
+        if estimate is not None and ends:
+            label = int(np.argmin([abs(e - estimate) for e in ends]))
+            if abs(ends[label] - estimate) <= 1000:
+                nearest[index] = (label, abs(ends[label] - estimate))
+    for index, (label, _) in nearest.items():
+        turn = turns[index]
+        kept = f"the {turn.speech_end_source or 'estimated'} end is kept"
+        rival = min((i for i, (other, _) in nearest.items() if other == label), key=lambda i: nearest[i][1])
+        answer = turn.first_audio_played_ms if turn.first_audio_played_ms is not None else turn.first_audio_received_ms
+        if answer is not None and ends[label] >= answer:
+            _add_note(turn, f"the labelled end {ends[label]:.1f} ms is after the answer's first audio "
+                            f"({answer:.1f} ms): {kept}")
+        elif rival != index:
+            _add_note(turn, f"the labelled end {ends[label]:.1f} ms is nearer turn {turns[rival].turn}'s: {kept}")
+        else:
+            turn.user_speech_end_ms = round(ends[label], 3)
+            turn.user_speech_start_ms = round(starts[label], 3)
+            turn.speech_end_source = "labels"
 
 
 def stage_table(stages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ def _attachments(record: str | Path | None, overwrite: bool, attach: Sequence[At
 
 def run(graph: object, *, record: str | Path | None = None, overwrite: bool = False, clock: SessionClock | str | None = None,
         ground_truth: Any = None, timeout_s: float | None = None, attach: Sequence[Attach] = (),
-        keep_all_events: bool = False) -> Session:
+        keep_all_events: bool = False, progress: bool | str | None = None) -> Session:
     """Run ``graph`` to the end and return its Session (a script, or a notebook cell).
 
     ``record``: a folder to record the session into while it runs (an existing recording there is
@@ -39,10 +39,13 @@ def run(graph: object, *, record: str | Path | None = None, overwrite: bool = Fa
     ``ground_truth``: labelled speech segments (a segments CSV path or (start_ms, end_ms) pairs) that
     anchor each turn's end of speech; ``timeout_s``: stop and raise TimeoutError after this long;
     ``keep_all_events``: keep every event in ``session.events`` (by default the per-chunk kinds keep
-    their newest 2000, so memory stays bounded however long the session; the recording has them all).
+    their newest 2000, so memory stays bounded however long the session; the recording has them all);
+    ``progress``: a bar over the input and the turns so far, by default in a notebook once the run takes
+    more than a moment (a widget there; True or a label: a text bar on stderr anywhere; False: never).
     """
     return runtime.run(graph, clock=clock, ground_truth=ground_truth, timeout_s=timeout_s,
-                       attach=_attachments(record, overwrite, attach), keep_all_events=keep_all_events)
+                       attach=_attachments(record, overwrite, attach), keep_all_events=keep_all_events,
+                       progress=progress)
 
 
 async def arun(graph: object, *, record: str | Path | None = None, overwrite: bool = False, clock: SessionClock | str | None = None,

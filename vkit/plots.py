@@ -127,18 +127,23 @@ def waterfall(turns: Any, ax: Any = None, title: str | None = "Where each millis
 
 
 def vad_trace(session: Any, ax: Any = None, threshold: float | None = None, stream: str = "input") -> Any:
-    """VAD probability over media time, with the threshold (the graph's VAD's unless given) and the
-    detected speech shaded."""
+    """VAD probability over media time, with the threshold (the graph's VAD's unless given), the level
+    speech must fall under to end (dashed) and the detected speech shaded."""
 
+    graph_threshold, negative = vad_thresholds(getattr(session, "session", session))
     if threshold is None:
-        threshold = vad_thresholds(getattr(session, "session", session))[0]
+        threshold = graph_threshold
+    elif negative is not None and graph_threshold is not None:
+        negative = None  # the graph's end level belongs to the graph's threshold, not to the one given
     trace = TraceData(stream)
     trace.add(list(getattr(session, "session", session).events))
     points = np.array(trace.points or [(0.0, 0.0)])
     ax = _axes(ax, (10, 2.5))
     ax.plot(ms_to_s(points[:, 0]), points[:, 1], color="#333", linewidth=0.8, label="speech probability")
     if threshold is not None:
-        ax.axhline(threshold, color="#e45756", linewidth=0.8, label="threshold")
+        ax.axhline(threshold, color="#e45756", linewidth=0.8, label=f"threshold {threshold:g}")
+    if negative is not None:
+        ax.axhline(negative, color="#e45756", linewidth=0.8, linestyle="--", label=f"speech ends below {negative:.2g}")
     for i, (start, end) in enumerate(trace.spans):
         ax.axvspan(ms_to_s(start), ms_to_s(end), color="#4c78a8", alpha=0.15, label=None if i else "detected speech")
     ax.set_ylim(-0.02, 1.02)
@@ -216,8 +221,14 @@ def stage_table(session: Any) -> Any:
     numeric = [v for k, v in columns.items() if k.endswith(("_ms", "_us"))]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
     processing = [columns["processing_p50_us"], columns["processing_p95_us"]]
-    style = frame.style.hide(axis="index").format("{:.3g}", subset=numeric, na_rep="-")
-    return style.format("{:.3g}", subset=processing, na_rep="not measured")
+    style = frame.style.hide(axis="index").format(_three_digits, subset=numeric, na_rep="-")
+    style = style.format(_three_digits, subset=processing, na_rep="not measured")
+    return style.set_properties(subset=["stage", "kind"], **{"text-align": "left"})
+
+
+def _three_digits(value: float) -> str:
+    """About three significant digits, never in exponent form: 0.123, 12.3, 123, 2,468."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 _STATISTIC_NAMES = {"mean": "mean", "p50": "median", "p90": "90th percentile"}

@@ -18,7 +18,7 @@ __all__ = ["REDACTED", "register_secret", "redact_text", "redact_data", "redact_
 REDACTED = "[redacted]"
 _SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
 _SECRET_VALUES = re.compile(r"(\bsk-[A-Za-z0-9_\-]{8,}|\bek_[A-Za-z0-9_\-]{8,}|\bBearer\s+[^\s'\",}]+"
-                            r"|(?i:api[_-]?key|authorization)(['\"]?\s*[:=]\s*['\"]?)(?:Bearer\s+)?[^\s'\",}]+)")
+                            r"|(?i:api[_-]?key|authorization)(['\"]?\s*[:=]\s*['\"]?)(?:(?:Bearer|Basic)\s+)?[^\s'\",}]+)")
 _URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _MIN_SECRET_CHARS = 6  # a literal shorter than this would redact ordinary words
 _secrets: set[str] = set()

@@ -28,6 +28,7 @@ from vkit.clock import SessionClock, VirtualClock
 from vkit.errors import ConfigError, RecordingError, StageError, got
 from vkit.frames import AudioFrame, Event, Item, Marker
 from vkit.plan import GraphPlan, Part, PlanJoin, PlanNode, PlanTee
+from vkit.progress import Progress, RunProgress, wanted
 from vkit.session import Session, StageStats
 from vkit.stage import PlayoutTracker, StreamFormat, accepted_types, as_items
 
@@ -35,6 +36,7 @@ __all__ = ["run", "arun", "start", "Handle", "StageContext"]
 
 log = logging.getLogger(__name__)
 _perf_ns = time.perf_counter_ns
+_PROGRESS_TICK_S = 0.25  # how often a waiting call updates its progress bar
 
 
 # -- synchronous steps and the fused tails that run them -----------------------------------------
@@ -490,10 +492,13 @@ def _prepare(graph: object, clock: SessionClock | str | None, ground_truth: Any,
     plan = GraphPlan(graph)
     session_clock = _make_clock(clock)
     if session_clock.virtual:
-        real = [n.name for n in plan.stages() if getattr(n.obj, "requires_real_clock", False)]
+        real = [(n.name, why) for n in plan.stages() if (why := getattr(n.obj, "requires_real_clock", False))]
+        explained = [f"{name} {why}" for name, why in real if isinstance(why, str)]
+        if explained:
+            raise ConfigError(f"{'; '.join(explained)} {got(clock)}")
         if real:
-            raise ConfigError(f"{', '.join(real)} cannot be measured on the virtual clock (they wait on a real "
-                              f"device, browser or remote server): run with the system clock {got(clock)}")
+            raise ConfigError(f"{', '.join(name for name, _ in real)} cannot be measured on the virtual clock (they "
+                              f"wait on a real device, browser or remote server): run with the system clock {got(clock)}")
     session = Session(session_clock, graph=plan.describe(), keep_all_events=keep_all_events)
     if ground_truth is not None:
         session.ground_truth_segments_ms = _load_ground_truth(ground_truth)
@@ -610,19 +615,23 @@ async def arun(graph: object, *, clock: SessionClock | str | None = None, ground
 
 
 def run(graph: object, *, clock: SessionClock | str | None = None, ground_truth: Any = None,
-        timeout_s: float | None = None, attach: Sequence[Attach] = (), keep_all_events: bool = False) -> Session:
+        timeout_s: float | None = None, attach: Sequence[Attach] = (), keep_all_events: bool = False,
+        progress: Progress = None) -> Session:
     """Run ``graph`` to the end and return its Session.
 
     Works in a plain script and inside a notebook cell whose event loop is already running (the graph
     then runs on the engine thread and only this cell waits). Ctrl-C stops the graph cleanly.
+    ``progress``: a bar over the input and the turns so far (``vkit.progress``): None shows it in a
+    notebook once the run takes more than a moment, True or a label shows it anywhere, False never.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        plan, session = _prepare(graph, clock, ground_truth, attach, keep_all_events)
-        return asyncio.run(_execute(plan, session, timeout_s))
+        if not wanted(progress):
+            plan, session = _prepare(graph, clock, ground_truth, attach, keep_all_events)
+            return asyncio.run(_execute(plan, session, timeout_s))
     return start(graph, clock=clock, ground_truth=ground_truth, attach=attach,
-                 keep_all_events=keep_all_events).wait(timeout_s)
+                 keep_all_events=keep_all_events).wait(timeout_s, progress=progress)
 
 
 class _Engine:
@@ -678,14 +687,34 @@ class Handle:
             pass
         return self.session
 
-    def wait(self, timeout_s: float | None = None) -> Session:
+    def wait(self, timeout_s: float | None = None, *, progress: Progress = None) -> Session:
         """Block until the graph ends; re-raises the first stage failure.
 
         Ctrl-C (a notebook's Interrupt) stops the graph and returns the session after one line on
-        stderr saying what stopped; ``timeout_s`` stops it too and raises TimeoutError.
+        stderr saying what stopped; ``timeout_s`` stops it too and raises TimeoutError. ``progress``
+        as in ``vkit.run``: by default a bar in a notebook while a run takes more than a moment.
         """
+        bar = RunProgress.for_plan(self.session, self.plan, progress) if wanted(progress) and not self.done() else None
         try:
-            return self._future.result(timeout_s)
+            return self._wait(timeout_s, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _wait(self, timeout_s: float | None, bar: RunProgress | None) -> Session:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            while True:
+                step = None if bar is None else _PROGRESS_TICK_S
+                if deadline is not None:
+                    step = max(0.0, min(step or timeout_s or 0.0, deadline - time.monotonic()))
+                try:
+                    return self._future.result(step)
+                except concurrent.futures.TimeoutError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+                    if bar is not None:
+                        bar.tick()
         except concurrent.futures.CancelledError:
             return self.session
         except KeyboardInterrupt:

@@ -5,7 +5,8 @@ async stage with no upstream and a ``format``. Everything else (``accepts``, ``f
 ``latency_ms``, ``configure``, ``open``, ``close``) is optional, and so are three declarations the
 plan reads: ``provides_playout = "output"`` (a sink that really plays that stream),
 ``uses_playout = "output"`` (a stage that truncates at what was played: linked to that sink), and
-``requires_real_clock = True`` (a device, a browser or a remote peer: refused on the virtual clock). Stages are duck-typed: the Protocols
+``requires_real_clock = True`` (a device, a browser or a remote peer: refused on the virtual clock; a string
+instead of True says why, and the refusal quotes it after the stage's name). Stages are duck-typed: the Protocols
 below say what the runtime calls, no base class is needed. This module imports nothing above the
 data model; the DSL (``|``, ``tee``, ...) is ``vkit.graph``.
 """

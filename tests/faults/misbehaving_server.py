@@ -32,6 +32,7 @@ class FaultConnection:
         self.websocket = websocket
         self.index = index
         self.received: list[dict[str, Any]] = []
+        self.num_sent = 0  # messages sent to the client, well-formed or not
         self._arrived = asyncio.Event()
         self._ids = 0
         self._reader = asyncio.ensure_future(self._read())
@@ -53,6 +54,7 @@ class FaultConnection:
 
     async def send_raw(self, text: str | bytes) -> None:
         await self.websocket.send(text)
+        self.num_sent += 1
 
     async def wait_for(self, wire_type: str, count: int = 1, timeout_s: float = 10.0) -> None:
         async with asyncio.timeout(timeout_s):

@@ -195,3 +195,43 @@ def test_a_server_echoed_key_is_redacted_in_logs_and_reprs(caplog):
         session, _ = run([echo_key], {"api_key": canary, "ping_interval_s": None}, duration_ms=300)
     assert "server error event" in caplog.text and "[redacted]" in caplog.text
     assert canary not in caplog.text and canary not in repr(session.events)
+
+
+@pytest.mark.parametrize("reconnect", [False, True])
+def test_a_text_frame_that_is_not_utf8_is_a_typed_error_naming_it(reconnect):
+    async def garbled(conn: FaultConnection) -> None:
+        await conn.handshake()
+        await conn.websocket.send(b'{"type": "response.done", "x": "\xff\xfe"}', text=True)
+        await conn.hold()
+
+    with pytest.raises(StageError) as info:  # the server's bytes are wrong: reconnecting would not help
+        run([garbled], {**FAST, "reconnect": reconnect}, duration_ms=3000)
+    assert isinstance(info.value.__cause__, RemoteProtocolError)
+    assert "a text frame that is not valid UTF-8 (invalid start byte at position" in str(info.value)
+
+
+def test_a_server_that_never_answers_a_ping_is_named_in_the_connection_lost():
+    async def deaf(conn: FaultConnection) -> None:
+        await conn.handshake()
+        conn.freeze()  # nothing is read, so no pong is sent; 3 s of input fits in the socket buffers
+
+    with pytest.raises(StageError) as info:
+        run([deaf], {"ping_interval_s": 0.2, "ping_timeout_s": 0.3, "write_timeout_s": 30}, duration_ms=3000)
+    assert isinstance(info.value.__cause__, ConnectionLost)
+    assert "did not answer a keepalive ping within ping_timeout_s=0.3" in str(info.value)
+
+
+def test_input_that_ends_during_an_outage_is_delivered_after_the_reconnect():
+    async def drop_near_the_end(conn: FaultConnection) -> None:
+        await conn.handshake()
+        await asyncio.sleep(0.9)
+        conn.server.refuse(3)  # backoff of at least 0.05 + 0.1 + 0.2 s: reconnected after the input ended at 1 s
+        await conn.close(1011, "crash")
+
+    session, server = run([drop_near_the_end, handshake], {**FAST, "reconnect": True}, duration_ms=1000)
+    (reconnected,) = markers(session, "reconnected")
+    assert len(server.connections) == 2 and reconnected.data["num_dropped_samples"] == 0
+    assert reconnected.t_ns > 1_000_000_000
+    appended = sum(len(base64.b64decode(e["audio"])) // 2 for conn in server.connections for e in conn.received
+                   if e["type"] == "input_audio_buffer.append")
+    assert appended == 24_000  # the outage's input was sent on the new connection before the session closed

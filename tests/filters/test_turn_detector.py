@@ -171,3 +171,17 @@ def test_a_deferred_pause_is_judged_outside_and_a_stale_verdict_is_ignored():
     stage.process(_frame(960, 1280))
     out = stage.process(_frame(2240))
     assert isinstance(out, list) and out[2].decided_sample == 2500 and out[1].speech_end_sample == 900
+
+
+def test_smart_turn_hears_the_same_tail_however_late_the_pause_is_declared(parts):
+    """The model's score moves with the trailing silence, so the policy cuts the audio at a fixed tail."""
+    from vkit.filters.turn import SmartTurn
+
+    first, _ = parts
+    policy = SmartTurn(tail_ms=200.0)
+    audio = np.concatenate([silence(500), first, silence(1000)])
+    speech_end = 16 * 500 + first.size
+    scores = {late_ms: policy.on_pause(audio[: speech_end + 16 * late_ms], 16_000, speech_end,
+                                       speech_end + 16 * late_ms).probability for late_ms in (200, 320, 450)}
+    assert scores[200] == pytest.approx(scores[320], abs=1e-6) == pytest.approx(scores[450], abs=1e-6)
+    assert scores[200] < 0.5  # and the incomplete fragment keeps its turn open

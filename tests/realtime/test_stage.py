@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,18 @@ def test_input_at_another_rate_is_resampled_to_24khz_and_endpoints_are_built_rig
         patch.delenv("OPENAI_API_KEY", raising=False)
         with pytest.raises(vkit.ConfigError, match="needs an API key"):
             _Session(Realtime("openai"), None, "wss://api.openai.com/v1/realtime")._headers()
+
+
+def test_the_drain_timeout_runs_on_the_session_clock(speech_24k):
+    """An answer due 120 s after the turn, with drain_timeout_s=30: on the virtual clock the stage gives up
+    exactly 30 s of session time after its input ended, at once in real time (the wait is not a real-time poll)."""
+    stage = Realtime(drain_timeout_s=30, server={"output_pace": 0, "response_delay_ms": 120_000})
+    started = time.monotonic()
+    graph = sources.Array(first_turn(speech_24k), 24_000, pace="realtime") | stage | sinks.VirtualSpeaker()
+    session = vkit.run(graph, clock="virtual")
+    assert time.monotonic() - started < 20
+    (stalled,) = [e for e in session.events_of(Marker) if e.name == "response_stalled"]
+    assert "drain_timeout_s" in stalled.data["reason"]
+    input_end_ns = max(e.t_ns for e in sent(session, "input_audio_buffer.append"))
+    assert stalled.t_ns == input_end_ns + 30 * 10**9
+    assert not received(session, "response.done") and session.turns[0].status == "stalled"

@@ -36,6 +36,10 @@ CRAFTED: dict[str, str | bytes] = {
     "huge string": json.dumps({"type": "response.create", "response": {"instructions": 7, "x": "a" * 5_000_000}}),
     "audio not base64": json.dumps({"type": "input_audio_buffer.append", "audio": "%%%"}),
     "audio a number": json.dumps({"type": "input_audio_buffer.append", "audio": 3}),
+    "item audio not base64": json.dumps({"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_audio", "audio": "%%%"}]}}),
+    "response input audio odd": json.dumps({"type": "response.create", "response": {"input": [{
+        "type": "message", "role": "user", "content": [{"type": "input_audio", "audio": "AAEC"}]}]}}),
     "truncate a negative": json.dumps({"type": "conversation.item.truncate", "item_id": "x", "content_index": -1,
                                        "audio_end_ms": -5}),
 }
@@ -83,3 +87,33 @@ def test_a_frame_over_the_size_limit_gets_an_error_and_the_session_lives():
 
     error = asyncio.run(main())
     assert error["error"]["code"] == "message_too_large" and "(got 150061)" in error["error"]["message"]
+
+
+def test_past_max_bad_events_the_session_ends_with_an_error_and_a_log_line(caplog):
+    """Malformed events are counted (state refusals are not); the one past the limit ends the session."""
+    caplog.set_level(logging.INFO, logger="vkit.realtime.server")
+    malformed = ["{oops", b"\x00binary", json.dumps({"type": "session.explode"}), CRAFTED["threshold high"],
+                 CRAFTED["audio not base64"], CRAFTED["nested 5,000"]]
+
+    async def main():
+        async with LocalServer(output_pace=0, max_bad_events=5) as server, RawClient(server.url) as client:
+            await client.send(type="session.update", session={"type": "realtime", "output_modalities": ["text"]})
+            await client.wait_for("session.updated")
+            for _ in range(8):  # refused for the session's state only: never counted
+                await client.send(type="input_audio_buffer.commit")
+            await client.wait_for("error", count=8)
+            for frame in malformed[:5]:
+                await client.ws.send(frame)
+            await client.wait_for("error", count=13)
+            await _turn(client)  # five bad events: the session still lives
+            await client.ws.send(malformed[5])
+            await client.ws.wait_closed()
+            return client.events, client.ws.close_code, client.ws.close_reason
+
+    events, code, reason = asyncio.run(main())
+    errors = [e["error"] for e in events if e["type"] == "error"]
+    assert [e["code"] for e in errors[:8]] == ["input_audio_buffer_commit_empty"] * 8
+    assert len(errors) == 15 and errors[-1]["code"] == "too_many_bad_events"
+    assert "6 malformed client events, more than the server's limit of 5" in errors[-1]["message"]
+    assert (code, reason) == (1008, "too many bad events")
+    assert any(r.levelno == logging.WARNING and "6 malformed client events" in r.getMessage() for r in caplog.records)

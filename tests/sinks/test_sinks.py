@@ -137,3 +137,18 @@ def test_a_run_started_while_the_last_one_plays_out_on_the_same_speaker_measures
     assert [p.state for p in first_session.events_of(Playout)] == ["started", "stopped"]
     assert [p.state for p in second.events_of(Playout)] == ["started", "stopped"]
     assert first_session.events_of(Playout)[1].sample == 36_000 and second.events_of(Playout)[1].sample == 7200
+
+
+def test_a_player_viewed_in_the_browser_refuses_the_virtual_clock_until_its_views_close():
+    player = sinks.Player()
+    graph = sources.Tone(duration_ms=200, pace="realtime", stream="output") | player
+    assert vkit.run(graph, clock="virtual").status == "complete"  # headless: the modelled device stands in
+    for view in ("a", "b"):  # what player.js sends when a view renders
+        player.widget._on_browser_message(player.widget, {"type": "view", "view_id": view, "open": True}, [])
+    with pytest.raises(ConfigError, match=r"Player is shown in the browser \(2 view\(s\)\).*virtual clock.*"
+                                          r"sinks.VirtualSpeaker\(\).*\(got 'virtual'\)"):
+        vkit.run(graph, clock="virtual")
+    assert vkit.run(graph).status == "complete"  # the system clock is fine
+    for view in ("a", "b"):  # the views go (cell cleared, page closed)
+        player.widget._on_browser_message(player.widget, {"type": "view", "view_id": view, "open": False}, [])
+    assert vkit.run(graph, clock="virtual").status == "complete"

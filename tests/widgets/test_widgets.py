@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import matplotlib
@@ -163,8 +164,11 @@ def test_vad_trace_draws_the_graphs_own_thresholds_unless_told_otherwise(tmp_pat
     assert f'y1="{y:.1f}"' in trace.svg and "threshold 0.7," in trace.svg
     assert VadTrace(session, threshold=0.6).threshold == 0.6
     assert VadTrace(vkit.load_session(tmp_path / "rec")).threshold == 0.7  # a recording's manifest
-    line = [ln for ln in plots.vad_trace(session).get_lines() if ln.get_label() == "threshold"][0]
-    assert line.get_ydata()[0] == 0.7
+    lines = {ln.get_label(): ln for ln in plots.vad_trace(session).get_lines()}
+    assert lines["threshold 0.7"].get_ydata()[0] == 0.7
+    assert lines["speech ends below 0.55"].get_ydata()[0] == pytest.approx(0.55)
+    assert lines["speech ends below 0.55"].get_linestyle() == "--"
+    assert "speech ends below" not in str(list({ln.get_label() for ln in plots.vad_trace(session, threshold=0.3).get_lines()}))
 
 
 def test_the_inspector_summarises_p50_p90_and_marks_unmeasured_stages():
@@ -230,3 +234,4 @@ def test_turn_and_stage_tables_have_units_integers_and_no_nan_or_six_decimals():
     html = table.to_html()
     assert "processing p50 (\u00b5s)" in html and "not measured" in html and "nan" not in html.lower()
     assert table.data.shape == (3, 8)
+    assert not re.search(r"\de[+-]\d", html)  # no exponent form however large or small

@@ -36,7 +36,7 @@ from vkit.realtime.tools import Tool, ToolDispatcher, as_tool
 from vkit.realtime.transcripts import transcript_of
 from vkit.redact import install_websockets_filter, redact_text, redact_url, register_secret
 from vkit.stage import StreamFormat
-from vkit.units import ms_to_whole_samples, ns_to_whole_samples, s_to_ms, samples_to_whole_ms
+from vkit.units import ms_to_whole_samples, ns_to_whole_samples, s_to_ms, s_to_ns, samples_to_whole_ms
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ class _Session:
         self.truncated: set[str] = set()
         self.responding = asyncio.Event()
         self.connected = asyncio.Event()
+        self.progress = asyncio.Event()  # set whenever a server event was acted on (what _drain waits for)
         self.first_delta_ns: dict[str, int] = {}
         self.num_connections = 0
         self.num_reconnects = 0
@@ -307,6 +308,7 @@ class _Session:
             self.num_outage_samples -= audio.size
             await self._send_now(_APPEND(audio=encode_audio(audio)))
         self.connected.set()
+        self.progress.set()
 
     async def run(self) -> None:
         await self._connect()
@@ -346,21 +348,34 @@ class _Session:
             self.protocol.close()
 
     async def _drain(self, reader: asyncio.Task[None]) -> None:
-        """The input ended: let the answer in progress finish arriving, then close."""
-        deadline = asyncio.get_running_loop().time() + self.stage.drain_timeout_s
-        while not reader.done():
-            if not self._awaiting():
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                self._abandon_response(f"still arriving {self.stage.drain_timeout_s:g} s after the input ended "
-                                       "(drain_timeout_s)")
-                return
-            await asyncio.wait({reader}, timeout=0.05)
-        reader.result()
+        """The input ended: let the answer in progress finish arriving (for ``drain_timeout_s`` on the session
+        clock), then close. It wakes on what can end the wait: an event handled, a tool call finished, the
+        reader's end, the deadline; nothing polls, so a virtual clock jumps straight to the next of them."""
+        clock = self.ctx.clock
+        deadline = asyncio.ensure_future(clock.sleep_until(clock.now_ns() + s_to_ns(self.stage.drain_timeout_s)))
+        try:
+            while not reader.done():
+                self.progress.clear()
+                if not self._awaiting():
+                    return
+                if deadline.done():
+                    self._abandon_response(f"still arriving {self.stage.drain_timeout_s:g} s after the input ended "
+                                           "(drain_timeout_s)")
+                    return
+                progressed = asyncio.ensure_future(self.progress.wait())
+                tools = [c.task for c in self.tools.calls.values() if c.task is not None and not c.task.done()] \
+                    if self.tools is not None else []
+                await asyncio.wait({reader, deadline, progressed, *tools}, return_when=asyncio.FIRST_COMPLETED)
+                progressed.cancel()
+            reader.result()
+        finally:
+            deadline.cancel()
 
     def _awaiting(self) -> bool:
+        """Whether the session must stay open: an answer or a tool call under way, or a reconnection that has
+        input kept through the outage still to send."""
         return (self.protocol.active_response is not None or self.responding.is_set()
-                or (self.tools is not None and self.tools.busy))
+                or (self.tools is not None and self.tools.busy) or (self.stage.reconnect and not self.connected.is_set()))
 
     def _abandon_response(self, why: str) -> None:
         """Give up on the answer in progress: a warning, a ``response_stalled`` marker for the turn table."""
@@ -372,6 +387,7 @@ class _Session:
             self.interrupted.add(response_id)
         self.protocol.active_response = None
         self.responding.clear()
+        self.progress.set()
 
     async def _read_forever(self) -> None:
         """Act on the server's events in order. A receiver task stamps each message as it comes off the socket,
@@ -392,6 +408,7 @@ class _Session:
                 if isinstance(message, Exception):
                     raise message
                 await self._on_message(message, received_ns)
+                self.progress.set()
                 inbox.task_done()
                 await asyncio.sleep(0)  # let the socket be read, and stamped, between two events
         finally:
@@ -410,10 +427,10 @@ class _Session:
                         await inbox.put((self.ctx.clock.now_ns(), message))
                 except ConnectionClosed as exc:
                     closed = exc
-                code, why = _close_of(websocket, closed)
-                why = self.abort_reason or why
-                if _refused_oversized(closed):
-                    raise self._oversized()
+                code, why = self._close_of(websocket, closed)
+                refused = self._refusal(closed)
+                if refused is not None:
+                    raise refused
                 if websocket is self.websocket:
                     self.connected.clear()
                 if not self.stage.reconnect or code in NO_RECONNECT_CODES:
@@ -474,9 +491,10 @@ class _Session:
         try:
             await websocket.send(text)
         except ConnectionClosed as exc:
-            if _refused_oversized(exc):
-                raise self._oversized() from exc
-            why = self.abort_reason or _close_of(websocket, exc)[1]
+            refused = self._refusal(exc)
+            if refused is not None:
+                raise refused from exc
+            why = self._close_of(websocket, exc)[1]
             if websocket is self.websocket:
                 self.connected.clear()
             if not self.stage.reconnect:
@@ -489,9 +507,31 @@ class _Session:
                                        t_ns=self.ctx.clock.now_ns(), stage=self.ctx.name))
         return True
 
-    def _oversized(self) -> RemoteProtocolError:
-        return RemoteProtocolError(f"the Realtime server sent a message over max_frame_bytes="
-                                   f"{self.stage.max_frame_bytes} {got(self.stage.endpoint)}")
+    def _close_of(self, websocket: ClientConnection, closed: ConnectionClosed | None) -> tuple[int | None, str]:
+        """The close code and the phrase naming why: vkit's own abort, an unanswered keepalive ping, the close."""
+        code, why = _close_of(websocket, closed)
+        if self.abort_reason is not None:
+            return code, self.abort_reason
+        if closed is not None and closed.rcvd is None and closed.sent is not None \
+                and closed.sent.reason == "keepalive ping timeout":
+            why = f"the server did not answer a keepalive ping within ping_timeout_s={self.stage.ping_timeout_s:g}: {why}"
+        return code, why
+
+    def _refusal(self, closed: ConnectionClosed | None) -> RemoteProtocolError | None:
+        """The error when vkit's websockets failed the connection over what the server sent: a message over
+        max_frame_bytes (1009), a text frame that is not UTF-8 (1007), a broken frame (1002). None otherwise."""
+        if closed is None or closed.rcvd is not None or closed.sent is None:
+            return None
+        code, reason, endpoint = closed.sent.code, closed.sent.reason, got(self.stage.endpoint)
+        if code == 1009:
+            return RemoteProtocolError(f"the Realtime server sent a message over max_frame_bytes="
+                                       f"{self.stage.max_frame_bytes} ({reason}) {endpoint}")
+        if code == 1007:
+            return RemoteProtocolError(f"the Realtime server sent a text frame that is not valid UTF-8 ({reason}) "
+                                       f"{endpoint}")
+        if code == 1002:
+            return RemoteProtocolError(f"the Realtime server broke the WebSocket protocol ({reason}) {endpoint}")
+        return None
 
     async def _watch_writes(self) -> None:
         """Abort a connection whose send has not completed within write_timeout_s (the peer stopped reading).
@@ -670,11 +710,6 @@ def _close_of(websocket: ClientConnection, closed: ConnectionClosed | None) -> t
         code, reason, by = None, "", "without a closing handshake"
     text = f"code {code}" if code is not None else "no close code"
     return code, f"{text} {by}" + (f": {reason}" if reason else "")
-
-
-def _refused_oversized(closed: ConnectionClosed | None) -> bool:
-    """Whether vkit closed the connection with 1009 because a server message exceeded max_size."""
-    return closed is not None and closed.rcvd is None and closed.sent is not None and closed.sent.code == 1009
 
 
 def _is_loopback(host: str) -> bool:

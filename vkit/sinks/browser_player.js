@@ -184,6 +184,12 @@ function render({ model, el }) {
     },
   };
   entry.views.add(view);
+  // the kernel counts open views: a viewed player plays in real time, so a virtual-clock run is refused
+  const viewId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const tell = (open) => { try { model.send({ type: "view", view_id: viewId, open }); } catch (e) { /* comm gone */ } };
+  const onPageHide = () => tell(false);
+  window.addEventListener("pagehide", onPageHide);
+  tell(true);
   const feeding = () => entry.views.values().next().value === view;   // the oldest live view feeds the context
 
   button.onclick = () => start(entry, model).then(view.show, view.show);
@@ -226,6 +232,8 @@ function render({ model, el }) {
     model.off("change:muted", onMuted);
     model.off("change:stream_id", onStream);
     entry.views.delete(view);
+    window.removeEventListener("pagehide", onPageHide);
+    tell(false);
     if (!entry.views.size) close(entry);
   };
 }

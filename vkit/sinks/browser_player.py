@@ -24,7 +24,9 @@ class BrowserPlayer(anywidget.AnyWidget):
     ``played_position`` is the stream position the browser reports as played (updated a few times a
     second while a view is open); ``reported_at`` is when (``time.monotonic()``), or 0 if never.
     However many cells display it, a player has one AudioContext in the page, so it plays once.
-    ``muted`` silences every view (the stream still plays, so positions stay true).
+    ``muted`` silences every view (the stream still plays, so positions stay true). ``num_views`` is
+    how many views the browser has open (each says so when it renders and when it goes); the kernel
+    hears it once it is free to read widget messages, i.e. after the cell that displayed the player.
     """
 
     _esm = Path(__file__).with_name("browser_player.js")
@@ -44,6 +46,7 @@ class BrowserPlayer(anywidget.AnyWidget):
         self.context_state = "off"
         self.reported_at = 0.0
         self.num_sent_samples = 0
+        self._views: set[str] = set()
         self.on_msg(self._on_browser_message)
 
     def send_audio(self, frame: AudioFrame) -> None:
@@ -66,7 +69,19 @@ class BrowserPlayer(anywidget.AnyWidget):
         """Drop everything queued in the browser (barge-in)."""
         self.send({"type": "flush"})
 
+    @property
+    def num_views(self) -> int:
+        """Views of this player open in a browser (a page closed without saying so may still count)."""
+        return len(self._views)
+
     def _on_browser_message(self, widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
+        if content.get("type") == "view":
+            view_id = str(content.get("view_id", ""))
+            if content.get("open"):
+                self._views.add(view_id)
+            else:
+                self._views.discard(view_id)
+            return
         if content.get("type") != "played" or content.get("stream_id", 0) != self.stream_id:
             return
         self.played_position = int(content.get("position", 0))
@@ -82,4 +97,4 @@ class BrowserPlayer(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return (f"Player(sample_rate_hz={self.sample_rate_hz}, sent={self.num_sent_samples}, "
-                f"played={self.played_position}, underruns={self.num_underruns})")
+                f"played={self.played_position}, underruns={self.num_underruns}, views={self.num_views})")

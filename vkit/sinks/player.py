@@ -34,6 +34,16 @@ class Player(VirtualSpeaker):
     def on_flush(self) -> None:
         self.widget.flush()
 
+    @property
+    def requires_real_clock(self) -> str | bool:
+        """A browser view plays in real time: its playout cannot follow a virtual clock."""
+        views = getattr(self.widget, "num_views", 0)
+        if not views:
+            return False
+        return (f"is shown in the browser ({views} view(s)), which plays in real time, so its playout cannot be "
+                "measured on the virtual clock: run with the system clock, or play into sinks.VirtualSpeaker() "
+                "for a virtual run")
+
     def reported_position(self) -> int | None:
         return self.widget.played_position if self.widget.browser_is_playing else None
 

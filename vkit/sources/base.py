@@ -11,6 +11,7 @@ import numpy as np
 from vkit.errors import ConfigError, got
 from vkit.frames import AudioFrame
 from vkit.graph import Pipe
+from vkit.progress import in_notebook
 from vkit.stage import StreamFormat
 from vkit.units import ms_to_samples, samples_to_whole_ns
 
@@ -74,11 +75,12 @@ class PacedSource(Pipe):
     def _progress_bar(self, rate: int) -> Any:
         """A tqdm bar in seconds of audio, for offline runs at fast pacing (a widget in notebooks).
 
-        Shown when ``progress=True``, or by default for fast runs over more than 30 s of audio; tqdm itself
-        stays quiet on a non-terminal unless the bar was asked for explicitly."""
+        Shown when ``progress=True``, or by default for fast runs over more than 30 s of audio outside a
+        notebook (there the waiting cell shows the run's own bar, ``vkit.progress``); tqdm itself stays
+        quiet on a non-terminal unless the bar was asked for explicitly."""
         total = self.total_samples()
         wanted = self.progress if self.progress is not None else (
-            self.pace == "fast" and total is not None and total > 30 * rate)
+            self.pace == "fast" and total is not None and total > 30 * rate and not in_notebook())
         if not wanted:
             return None
         from tqdm.auto import tqdm

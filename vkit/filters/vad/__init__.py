@@ -1,10 +1,21 @@
 """Voice activity detection: Silero, WebRTC or energy models, one shared post-processing.
 
 The post-processing follows Silero's streaming iterator: speech starts once the probability has stayed at
-or above ``threshold`` for ``min_speech_ms``; it stops once it has stayed under ``negative_threshold`` for
-``min_silence_ms``; both boundaries are widened by ``speech_pad_ms``. The end is first moved back, by at most
-``refine_end_ms``, to where the signal last differed from the silence that followed it (``endpoint``).
-Positions are exact samples on the input stream, also when the model runs at another rate.
+or above ``threshold`` for ``min_speech_ms``; it stops once it has stayed under ``negative_threshold`` (and
+not come back to ``threshold``) for ``min_silence_ms``; both boundaries are widened by ``speech_pad_ms``. The
+end is first moved back, by at most ``refine_end_ms``, to where the signal last differed from the silence
+that followed it (``endpoint``). Positions are exact samples on the input stream, also when the model runs
+at another rate.
+
+Durations are measured on sample positions, not in whole windows: each window's probability is taken at its
+centre and joined to the next by a straight line, and a run of speech or silence lies between the points
+where that line crosses the thresholds, so a silence that ends between two windows is still measured whole.
+Counting windows made ``min_silence_ms=100`` any run of 4 quiet Silero windows (96-128 ms of silence), and a
+pause of that length inside an utterance ended the turn or not depending on the audio's phase against the
+windows. The default, 150 ms, is about what Silero's own streaming iterator waits at its 100 ms (it counts
+from the end of the first quiet window: 5 windows); what still depends on the phase is the model's output
+itself (Silero scores the same samples differently at another phase or after another history, by some
+20 ms here), so a pause within about a window of ``min_silence_ms`` can still go either way.
 """
 
 from __future__ import annotations
@@ -44,7 +55,7 @@ class VAD(Filter):
     """
 
     def __init__(self, model: ModelName = "silero", *, threshold: float = 0.5, negative_threshold: float | None = None,
-                 min_speech_ms: float = 250.0, min_silence_ms: float = 100.0, speech_pad_ms: float = 30.0,
+                 min_speech_ms: float = 250.0, min_silence_ms: float = 150.0, speech_pad_ms: float = 30.0,
                  mode: int = 2, window_ms: int = 30, threshold_dbfs: float = -40.0, resample: bool = True,
                  refine_end_ms: float = 300.0, emit_scores: bool = True, stream: str | None = None,
                  frame_ms: int | None = None) -> None:
@@ -113,8 +124,9 @@ class VAD(Filter):
         self._last_frame: AudioFrame | None = None
         self._end_sample = 0
         self._triggered = False
-        self._candidate_start: int | None = None
-        self._silence_start: int | None = None
+        self._candidate_start: float | None = None  # where the probability rose to the threshold (input sample)
+        self._silence_start: float | None = None  # where it fell under the negative threshold
+        self._previous: tuple[float, float] | None = None  # the last window's centre (input sample) and probability
         self._last_speech_end = 0  # end of the last window scored at or above the threshold
         self._last_speech_end_model = 0  # the same, as a model-rate index
         self._recent: RecentAudio | None = None  # model-rate audio the end is refined on
@@ -179,39 +191,55 @@ class VAD(Filter):
 
     def _decide(self, start: int, end: int, probability: float, model_end: int) -> list[Event]:
         rate = self._rate or 1
+        centre = (start + end) / 2
+        previous, self._previous = self._previous, (centre, probability)
         if probability >= self.threshold:
-            self._silence_start = None
+            events: list[Event] = []
+            if self._silence_start is not None:  # the silence ended here: between two windows, it may have been long enough
+                resumed = _crossing(previous, centre, probability, self.threshold, start)
+                if samples_to_ms(resumed - self._silence_start, rate) >= self.min_silence_ms:
+                    events.append(self._end_turn(model_end))
+                    self._candidate_start = resumed
+                self._silence_start = None
             self._last_speech_end = end
             self._last_speech_end_model = model_end
             if not self._triggered:
                 if self._candidate_start is None:
-                    self._candidate_start = start
-                if samples_to_ms(end - self._candidate_start, rate) >= self.min_speech_ms:
+                    self._candidate_start = _crossing(previous, centre, probability, self.threshold, start)
+                if samples_to_ms(centre - self._candidate_start, rate) >= self.min_speech_ms:
                     self._triggered = True
-                    begin = max(self._candidate_start - self._pad(), self._last_stop, 0)
-                    return [SpeechStarted(sample=begin, sample_rate_hz=rate, sample_t_ns=self._t_ns(begin),
-                                          stream=self._stream_name())]
-        elif probability < self.negative_threshold:
-            if not self._triggered:
+                    begin = max(int(round(self._candidate_start)) - self._pad(), self._last_stop, 0)
+                    events.append(SpeechStarted(sample=begin, sample_rate_hz=rate, sample_t_ns=self._t_ns(begin),
+                                                stream=self._stream_name()))
+            return events
+        if not self._triggered:
+            if probability < self.negative_threshold:
                 self._candidate_start = None
-            else:
-                if self._silence_start is None:
-                    self._silence_start = start
-                if samples_to_ms(end - self._silence_start, rate) >= self.min_silence_ms:
-                    speech_end = self._speech_end(model_end)
-                    self._triggered = False
-                    self._candidate_start = None
-                    self._silence_start = None
-                    stop = speech_end + self._pad()
-                    self._last_stop = stop
-                    return [self._stopped(stop, speech_end)]
-        return []
+            return []
+        if self._silence_start is None:
+            if probability >= self.negative_threshold:
+                return []  # between the thresholds: no silence has begun
+            self._silence_start = _crossing(previous, centre, probability, self.negative_threshold, start)
+        if samples_to_ms(centre - self._silence_start, rate) < self.min_silence_ms:
+            return []
+        stopped = self._end_turn(model_end)
+        self._candidate_start = None
+        self._silence_start = None
+        return [stopped]
+
+    def _end_turn(self, model_end: int) -> SpeechStopped:
+        """The speech that the current silence follows is over: its ``SpeechStopped``."""
+        speech_end = self._speech_end(model_end)
+        self._triggered = False
+        stop = speech_end + self._pad()
+        self._last_stop = stop
+        return self._stopped(stop, speech_end)
 
     def _speech_end(self, model_decided: int) -> int:
         """The input sample where the speech just declared over ended, with the silence up to
         ``model_decided`` (a model-rate index) as the background it is told apart from."""
         assert self._silence_start is not None
-        speech_end = min(self._last_speech_end, self._silence_start)
+        speech_end = min(self._last_speech_end, int(round(self._silence_start)))
         if self._recent is None:
             return speech_end
         model_end = self._last_speech_end_model
@@ -219,7 +247,7 @@ class VAD(Filter):
         first = max(self._recent.start, model_end - lookback)
         audio = self._recent.read(first, model_decided)
         refined = first + refine_speech_end(audio, model_end - first, self._model_rate)
-        return max(self._candidate_start or 0, min(speech_end, self._to_input(refined)))
+        return max(int(round(self._candidate_start or 0)), min(speech_end, self._to_input(refined)))
 
     def _stopped(self, sample: int, speech_end: int) -> SpeechStopped:
         return SpeechStopped(sample=sample, sample_rate_hz=self._rate or 0, sample_t_ns=self._t_ns(sample),
@@ -257,3 +285,14 @@ class VAD(Filter):
                 segments.append((start, event.ms))
                 start = None
         return segments
+
+
+def _crossing(previous: tuple[float, float] | None, centre: float, probability: float, level: float,
+              start: int) -> float:
+    """Where the line from the previous window's (centre, probability) to this one's crosses ``level``; the
+    window's start for the first window."""
+    if previous is None or previous[1] == probability:
+        return float(start)
+    before, p_before = previous
+    fraction = min(1.0, max(0.0, (p_before - level) / (p_before - probability)))
+    return before + fraction * (centre - before)

@@ -25,10 +25,11 @@ from websockets.http11 import Request, Response
 from vkit.clock import SessionClock
 from vkit.deprecation import renamed_keyword
 from vkit.errors import ConfigError, got
-from vkit.realtime.server.connection import Connection
+from vkit.realtime.server.connection import Connection, GuardedConnection
 from vkit.realtime.server.latency import DelayModel
 from vkit.realtime.server.responders import Responder, ToolRule, make_responder
 from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession, semantic_detector
+from vkit.redact import install_websockets_filter
 from vkit.units import s_to_ms
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,15 @@ class LocalServer:
     any object with ``async reply(turn: Turn) -> Reply``; ``transcribe=True`` gives echo and tools a
     pocketsphinx recogniser. ``response_delay_ms``: injected delay before the first audio delta (ms, a
     distribution such as "normal:300,50", or a profile: "speech-to-speech", "cascade"). ``output_pace``:
-    output streaming speed as a multiple of real time (0 = as fast as possible). ``clock``: every wait and
-    timestamp of the server (a ``VirtualClock`` runs whole sessions with no real waiting); by default a
-    ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
+    output streaming speed as a multiple of real time (0 = as fast as possible). ``created_delay_ms``: how
+    long after its trigger each response is announced (``response.created``), input still taken meanwhile: a
+    slow or queued server. ``clock``: every wait and timestamp of the server (a ``VirtualClock`` runs whole
+    sessions with no real waiting); by default a ``SessionClock`` started with the server. Pings every ``ping_interval_s`` close a peer that does not
     answer within ``ping_timeout_s``, and a closing handshake the peer leaves unanswered ends after
     ``close_timeout_s`` (real time: they watch the network, not the session). A session with no client
     event and no response under way for ``idle_reap_s`` (on ``clock``) gets a ``session_idle`` error and
-    is closed, freeing its slot.
+    is closed, freeing its slot. Malformed client events are each answered with an error event; past
+    ``max_bad_events`` of them the session ends (``too_many_bad_events``, close 1008; None: never).
     ``cascade``: also serve ``/v1/responses`` and ``/v1/audio/speech`` (``vkit.responses.local_server.CascadeServer``
     options, e.g. ``{"port": 8766, "tls": True}``), reachable as ``.cascade``.
     ``turn_detector``: what ends a ``semantic_vad`` turn after Silero: "smart_turn" (Smart Turn v3.2, its
@@ -61,17 +64,19 @@ class LocalServer:
                  replies: Sequence[str | Path | np.ndarray] | None = None, response_delay_ms: str | float = 0,
                  output_pace: float = 2.0, frame_ms: int = 40, seed: int = 0, max_sessions: int = 100,
                  max_session_s: float = 3600.0, max_message_bytes: int = 16 * 1024 * 1024,
-                 max_input_buffer_s: float = 600.0, max_retained_audio_s: float = 600.0,
-                 idle_reap_s: float | None = 600.0, tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
+                 max_input_buffer_s: float = 600.0, max_retained_audio_s: float | None = 300.0,
+                 idle_reap_s: float | None = 600.0, max_bad_events: int | None = 100, tool_rules: Sequence[ToolRule | str] = (), transcribe: bool = False,
                  clock: SessionClock | None = None, ping_interval_s: float | None = 20.0,
                  ping_timeout_s: float | None = 20.0, close_timeout_s: float = 5.0, measure_lag: bool = False,
                  cascade: dict[str, Any] | None = None, turn_detector: str = "smart_turn",
-                 chunk_ms: int | None = None) -> None:
+                 created_delay_ms: float = 0.0, chunk_ms: int | None = None) -> None:
         frame_ms = renamed_keyword("LocalServer", "chunk_ms", "frame_ms", chunk_ms, frame_ms)
         if output_pace < 0:
             raise ConfigError(f"output_pace must be >= 0 (0 streams as fast as possible) {got(output_pace)}")
         if not 5 <= frame_ms <= 1000:
             raise ConfigError(f"frame_ms must be in [5, 1000] {got(frame_ms)}")
+        if created_delay_ms < 0:
+            raise ConfigError(f"created_delay_ms must be >= 0 {got(created_delay_ms)}")
         self.host = host
         self.port = port
         self.responder: Responder = (make_responder(responder, replies, tool_rules=tool_rules, transcribe=transcribe)
@@ -79,7 +84,8 @@ class LocalServer:
         self._owns_responder = isinstance(responder, str)
         semantic_detector(turn_detector, "auto")  # refuses an unknown name now
         self.options = ServerOptions(DelayModel(response_delay_ms, seed), output_pace, frame_ms, max_session_s,
-                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s, turn_detector)
+                                     max_input_buffer_s, max_retained_audio_s, idle_reap_s, turn_detector,
+                                     created_delay_ms, max_bad_events)
         self.clock = clock
         self.max_sessions = max_sessions
         self.max_message_bytes = max_message_bytes
@@ -128,10 +134,12 @@ class LocalServer:
         self._turn_executor = ThreadPoolExecutor(max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="vkit-turn")
         if self.clock is None:
             self.clock = SessionClock()
+        install_websockets_filter()  # websockets logs the clients' handshake headers (their keys) at DEBUG
         self._server = await serve(self._handle, self.host, self.port, process_request=self._check_request,
                                    select_subprotocol=_select_subprotocol, max_size=2 * self.max_message_bytes,
                                    compression=None, ping_interval=self.ping_interval_s,
-                                   ping_timeout=self.ping_timeout_s, close_timeout=self.close_timeout_s)
+                                   ping_timeout=self.ping_timeout_s, close_timeout=self.close_timeout_s,
+                                   create_connection=GuardedConnection)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.measure_lag:
             self._lag_task = asyncio.ensure_future(self._probe_lag())

@@ -27,6 +27,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
                        help="echo/tools: transcribe the user with pocketsphinx (fills transcripts)")
     serve.add_argument("--response-delay-ms", default="0",
                        help=f"delay before the first audio: ms, normal:MEAN,SD, uniform:LO,HI, or {', '.join(PROFILES)}")
+    serve.add_argument("--created-delay-ms", type=float, default=0.0,
+                       help="announce each response (response.created) this long after its trigger: a slow server")
     serve.add_argument("--output-pace", type=float, default=2.0, help="output streaming speed x real time (0 = burst)")
     serve.add_argument("--frame-ms", type=int, default=40, help="audio per output delta")
     serve.add_argument("--chunk-ms", dest="frame_ms", type=int, help=argparse.SUPPRESS)  # old name, one release
@@ -34,6 +36,8 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, default=100)
     serve.add_argument("--max-session-s", type=float, default=3600.0)
     serve.add_argument("--max-input-buffer-s", type=float, default=600.0, help="uncommitted input audio kept")
+    serve.add_argument("--max-retained-audio-s", type=float, default=300.0,
+                       help="conversation audio kept per session, newest first (negative: keep all)")
     serve.add_argument("--cascade-port", type=int, default=None,
                        help="also serve /v1/responses and /v1/audio/speech on this port (0: any free port)")
     serve.add_argument("--tls", action="store_true", help="cascade endpoints over TLS (self-signed, made at start)")
@@ -41,15 +45,19 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
                        help="close a session with no client event and no response for this long (0: never)")
     serve.add_argument("--turn-detector", choices=["smart_turn", "silence"], default="smart_turn",
                        help="what ends a semantic_vad turn after Silero: Smart Turn v3.2 (default) or a silence")
+    serve.add_argument("--max-bad-events", type=int, default=100,
+                       help="close a session after this many malformed client events (0: never)")
     return serve
 
 
 def run_serve(args: argparse.Namespace) -> int:
     server = LocalServer(args.host, args.port, responder=args.responder, replies=args.reply,
-                         response_delay_ms=args.response_delay_ms, output_pace=args.output_pace,
+                         response_delay_ms=args.response_delay_ms, created_delay_ms=args.created_delay_ms,
+                         output_pace=args.output_pace,
                          frame_ms=args.frame_ms, seed=args.seed, max_sessions=args.max_sessions,
                          max_session_s=args.max_session_s, max_input_buffer_s=args.max_input_buffer_s,
-                         idle_reap_s=args.idle_reap_s or None,
+                         max_retained_audio_s=None if args.max_retained_audio_s < 0 else args.max_retained_audio_s,
+                         idle_reap_s=args.idle_reap_s or None, max_bad_events=args.max_bad_events or None,
                          tool_rules=args.tool_rule, transcribe=args.transcribe,
                          cascade=None if args.cascade_port is None else {"port": args.cascade_port, "tls": args.tls},
                          turn_detector=args.turn_detector)

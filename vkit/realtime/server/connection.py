@@ -7,10 +7,15 @@ import logging
 from concurrent.futures import Executor
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed, InvalidState, ProtocolError
+from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from vkit.clock import SessionClock
 from vkit.filters.turn import Verdict
+from vkit.realtime.codec import encode_event
+from vkit.realtime.protocol import error_event
 from vkit.realtime.server.responders import Responder
 from vkit.realtime.server.session import ReplyWork, ServerSession, TranscriptionWork, TurnWork
 
@@ -19,6 +24,39 @@ log = logging.getLogger(__name__)
 #: a client frame this large (about 10 s of 24 kHz PCM16 in base64) is processed in a thread: decoding and
 #: server VAD over minutes of audio would otherwise hold the event loop, and every other session with it
 OFF_LOOP_BYTES = 640_000
+#: websockets' own reasons to fail a connection -> the error code the client is told first
+_FAILURE_CODES = {CloseCode.INVALID_DATA: "invalid_utf8", CloseCode.MESSAGE_TOO_BIG: "message_too_large",
+                  CloseCode.PROTOCOL_ERROR: "websocket_protocol_error", CloseCode.INTERNAL_ERROR: "connection_failed"}
+
+
+class GuardedConnection(ServerConnection):
+    """websockets' server connection, telling the client why before websockets fails it by itself.
+
+    websockets closes a connection on its own for a text frame that is not UTF-8 (1007), a frame over
+    ``max_size`` (1009), a broken frame (1002) or an unanswered keepalive ping (1011, "keepalive ping
+    timeout"). Each goes through the sans-I/O protocol's ``fail``; this connection sends an ``error`` event
+    just before the close frame, while a data frame is still allowed, and keeps ``(code, reason)`` in
+    ``failure`` for the log line.
+    """
+
+    def __init__(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        self.failure: tuple[int, str] | None = None
+        fail = protocol.fail
+
+        def fail_telling_the_client(code: int, reason: str = "") -> None:
+            if self.failure is None:
+                self.failure = (code, reason)
+            if protocol.state is State.OPEN and code in _FAILURE_CODES:
+                error = error_event(_FAILURE_CODES[code], f"The server closed the connection ({code}): {reason}.",
+                                    server_event_id="event_connection_failed")
+                try:
+                    protocol.send_text(encode_event(error).encode())
+                except (InvalidState, ProtocolError):  # mid-fragment: the close frame alone
+                    pass
+            fail(code, reason)
+
+        protocol.fail = fail_telling_the_client
 
 
 class Connection:
@@ -62,6 +100,7 @@ class Connection:
                 self._timer.cancel()
             for task in list(self._tasks):
                 task.cancel()
+            self._log_end()
 
     async def _pump(self) -> None:
         """Send what the session produced, start its work, re-arm its timer; close when it asks."""
@@ -79,6 +118,21 @@ class Connection:
             await self.websocket.close(close_code, self.session.close_reason)
             return
         self._arm(deadline)
+
+    def _log_end(self) -> None:
+        """One line saying how the connection ended and who ended it."""
+        protocol = getattr(self.websocket, "protocol", None)
+        failure = getattr(self.websocket, "failure", None)
+        if protocol is None:
+            return
+        if failure is not None and failure[0] != CloseCode.ABNORMAL_CLOSURE:
+            log.warning("session closed by websockets (%d: %s); the client was sent an error event first", *failure)
+        elif self.session.close_code is not None:
+            log.info("session closed by the server (%d: %s)", self.session.close_code, self.session.close_reason)
+        elif protocol.close_rcvd is not None:
+            log.info("session closed by the client (%d: %s)", protocol.close_rcvd.code, protocol.close_rcvd.reason)
+        else:
+            log.info("session ended: the client went away without a closing handshake")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

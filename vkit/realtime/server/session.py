@@ -46,10 +46,12 @@ from vkit.realtime.session_config import (
 )
 from vkit.stage import as_items
 from vkit.units import (
+    float_to_pcm16,
     ms_to_ns,
     ms_to_samples,
     ms_to_whole_samples,
     ns_to_ms,
+    pcm16_to_float,
     s_to_ns,
     samples_to_ms,
     samples_to_ns,
@@ -86,12 +88,19 @@ class ServerOptions:
 
     ``output_pace``: output streaming speed as a multiple of real time (0: as fast as possible);
     ``frame_ms``: audio per output delta (``chunk_ms=``, its old name, still works for one release);
-    ``max_session_s``: the session's length before ``session_expired``; ``max_input_buffer_s``: uncommitted input audio kept (beyond it, an append is
-    refused with an error); ``max_retained_audio_s``: conversation audio kept for retrieve and truncate
-    (the oldest items' audio is dropped beyond it, their metadata stays); ``idle_reap_s``: a session with
-    no client event and no response under way for this long is ended (``session_idle`` error, close 1000),
-    so frozen or forgotten peers give back their slot (None: never). ``turn_detector``: what decides a
-    ``semantic_vad`` turn after Silero ("smart_turn" or "silence", see ``semantic_detector``).
+    ``max_session_s``: the session's length before ``session_expired``; ``max_input_buffer_s``: uncommitted
+    input audio kept (beyond it, an append is refused with an error); ``max_retained_audio_s``: conversation
+    audio kept for retrieve, truncate and the responder, as int16 PCM (the oldest items' audio is dropped
+    beyond it, their metadata stays; 300 s is 14 MB; None keeps all); the input buffer is int16 too.
+    ``idle_reap_s``: a session with no client event and no response under way for this long is ended
+    (``session_idle`` error, close 1000), so frozen or forgotten peers give back their slot (None: never);
+    ``turn_detector``: what decides a ``semantic_vad`` turn after Silero ("smart_turn" or "silence", see
+    ``semantic_detector``); ``created_delay_ms``: how long after its trigger a response is announced
+    (``response.created``), input and commits still taken meanwhile: a slow or queued server, whose answer
+    arrives after the user's next turn has begun; ``max_bad_events``: malformed client events (unparsable,
+    binary, oversized, failing their schema) each get an error event and are skipped, and past this many
+    the session is ended (``too_many_bad_events`` error, close 1008; None: never). Events refused only for
+    the session's state (an empty commit, a second response) are not counted.
     """
 
     delay: DelayModel = field(default_factory=DelayModel)
@@ -99,9 +108,11 @@ class ServerOptions:
     frame_ms: int = 40
     max_session_s: float = 3600.0
     max_input_buffer_s: float = 600.0
-    max_retained_audio_s: float = 600.0
+    max_retained_audio_s: float | None = 300.0
     idle_reap_s: float | None = 600.0
     turn_detector: str = "smart_turn"
+    created_delay_ms: float = 0.0
+    max_bad_events: int | None = 100
     chunk_ms: InitVar[int | None] = None
 
     def __post_init__(self, chunk_ms: int | None) -> None:
@@ -151,19 +162,19 @@ class TurnWork:
 @dataclass
 class _Item:
     data: dict[str, Any]
-    audio: np.ndarray | None = None  # at ``audio_format``'s rate
+    audio: np.ndarray | None = None  # int16 PCM at ``audio_format``'s rate (half the memory of float32)
     audio_format: str = "pcm16"
     transcript: str = ""
 
 
 @dataclass
 class _Buffer:
-    chunks: list[np.ndarray] = field(default_factory=list)
+    chunks: list[np.ndarray] = field(default_factory=list)  # int16 PCM
     num_samples: int = 0
     start_sample: int = 0  # position of the buffer's first sample on the appended-audio timeline
 
     def take(self) -> np.ndarray:
-        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
         self.start_sample += self.num_samples
         self.chunks, self.num_samples = [], 0
         return audio
@@ -183,6 +194,8 @@ class _Response:
     overrides: dict[str, Any]
     context: list[str]  # item ids (conversation) the answer is based on
     requested_ns: int = 0
+    after_item: str | None = None  # the conversation's last item when it was triggered: its output goes after it
+    announced: bool = False  # response.created sent
     steps: deque[tuple[int, Callable[[int], None]]] = field(default_factory=deque)
     outputs: list[dict[str, Any]] = field(default_factory=list)  # output items, as last sent
     open_item: dict[str, Any] | None = None  # the message item being streamed
@@ -190,6 +203,7 @@ class _Response:
     sent_text: str = ""
     sent_samples: int = 0
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the answer, at the output rate
+    pcm: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))  # the same as int16, for its item
     output_audio_ms: float = 0.0
 
 
@@ -212,6 +226,7 @@ class ServerSession:
         self.responses: dict[str, _Response] = {}
         self.records: list[ResponseRecord] = []
         self.num_errors = 0
+        self.num_bad_events = 0  # malformed client events, counted against options.max_bad_events
         self.close_code: int | None = None  # set when the session must end: close the socket with it
         self.close_reason = ""
         self._last_client_ns = now_ns
@@ -241,6 +256,7 @@ class ServerSession:
         if isinstance(text, bytes):  # the Realtime API speaks JSON in text frames only
             self._error("invalid_event", "Binary frames are not supported: send each event as a JSON text frame "
                         f"(got a binary frame of {len(text)} bytes).")
+            self._count_bad()
             return
         try:
             event = self.protocol.receive(text)
@@ -248,14 +264,18 @@ class ServerSession:
             self.num_errors += 1
             log.info("client event refused: %s", error)
             self._out.append(self.protocol.encode(error.event))
+            self._count_bad()
             return
         except RecursionError:  # JSON nested deeper than the parser goes
             self._error("invalid_json", "Invalid event: the JSON is nested too deeply.")
+            self._count_bad()
             return
         try:
             getattr(self, "_on_" + event.type.replace(".", "_"))(event, now_ns)
         except schema.Invalid as invalid:
             self._error(invalid.code, str(invalid), param=invalid.param, event_id=event.event_id)
+            if invalid.malformed:
+                self._count_bad()
         except Exception as exc:  # noqa: BLE001 - a bug here is ours: report it, log it, keep the session
             log.exception("the server failed on a %s event", event.type)
             self._error("server_error", f"The server had an error while processing your request: "
@@ -265,6 +285,24 @@ class ServerSession:
         """A frame the I/O layer would not parse (over its size limit): an error event, the session lives."""
         self._error("message_too_large", f"The message is too large: the limit is {limit_bytes} bytes "
                     f"(got {num_bytes}).")
+        self._count_bad()
+
+    def end(self, code: str, message: str, close_code: int, close_reason: str) -> None:
+        """End the session from outside (the I/O layer saw the connection fail): an error event if the
+        socket can still carry one, a log line, and ``close_code`` for the I/O layer to close with."""
+        if self.close_code is not None:
+            return
+        self._error(code, message)
+        log.warning("ending the session: %s", message)
+        self._close(close_code, close_reason)
+
+    def _count_bad(self) -> None:
+        """One more malformed client event; past ``max_bad_events`` the session ends."""
+        self.num_bad_events += 1
+        limit = self.options.max_bad_events
+        if limit is not None and self.num_bad_events > limit and self.close_code is None:
+            self.end("too_many_bad_events", f"The session was closed after {self.num_bad_events} malformed "
+                     f"client events, more than the server's limit of {limit}.", 1008, "too many bad events")
 
     def events_to_send(self) -> list[str]:
         """The server text produced since the last call, in order."""
@@ -403,6 +441,8 @@ class ServerSession:
     def _forget_old_audio(self) -> None:
         """Keep at most ``max_retained_audio_s`` of conversation audio, dropping the oldest items' first."""
         budget_s = self.options.max_retained_audio_s
+        if budget_s is None:
+            return
         for item_id in reversed(self.order):
             stored = self.items[item_id]
             if stored.audio is None:
@@ -460,16 +500,13 @@ class ServerSession:
     # -- input audio -----------------------------------------------------------------------------------
 
     def _on_input_audio_buffer_append(self, event: Any, now_ns: int) -> None:
-        try:
-            audio = decode_audio(event.audio, input_format_name(self.session))
-        except Exception as exc:  # noqa: BLE001 - the peer's garbage: report it, keep the session
-            raise schema.Invalid("invalid_value", "audio", f"Invalid 'audio': {exc}") from None
+        audio = _client_audio(event.audio, input_format_name(self.session), "audio")
         rate = self._input_rate()
         if self.buffer.num_samples + audio.size > rate * self.options.max_input_buffer_s:
             raise schema.Invalid("invalid_value", "audio", "Invalid 'audio': the input audio buffer would exceed "
                                  f"its limit of {self.options.max_input_buffer_s:g} s; commit or clear it first.")
         position = self.buffer.end_sample
-        self.buffer.chunks.append(audio)
+        self.buffer.chunks.append(float_to_pcm16(audio))
         self.buffer.num_samples += audio.size
         detection = turn_detection(self.session)
         if detection is not None and audio.size:
@@ -537,12 +574,14 @@ class ServerSession:
             self._create_response("speech_stopped", now_ns, {}, speech)
 
     def _commit(self, item_id: str) -> np.ndarray:
-        audio = self.buffer.take()
+        """Commit the input buffer as a user item; return its audio as float32 (for a response or a transcription)."""
+        pcm = self.buffer.take()
+        audio = pcm16_to_float(pcm)
         previous = self.order[-1] if self.order else None
         self._emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)
         item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
                 "content": [{"type": "input_audio", "transcript": None}]}
-        self._add_item(_Item(item, audio, input_format_name(self.session)))
+        self._add_item(_Item(item, pcm, input_format_name(self.session)))
         if not self.is_transcription:
             self._item_added(item, previous)
         if self.session["audio"]["input"].get("transcription") is not None or self.is_transcription:
@@ -618,11 +657,12 @@ class ServerSession:
             self.session)  # a client's assistant audio is in the format it would have arrived in
         for part in item.get("content", []):
             if part.get("type") in ("input_audio", "output_audio", "audio") and part.get("audio"):
-                audio = decode_audio(part.pop("audio"), audio_format)
+                audio = _client_audio(part.pop("audio"), audio_format, "item.content.audio")
                 transcript = part.get("transcript") or ""
             if part.get("type") == "input_audio":
                 part.setdefault("transcript", None)
-        before = self._add_item(_Item(item, audio, audio_format, transcript),
+        pcm = float_to_pcm16(audio) if audio is not None else None
+        before = self._add_item(_Item(item, pcm, audio_format, transcript),
                                 None if previous == "root" else previous)
         self._item_added(item, before if previous != "root" else None)
 
@@ -641,7 +681,7 @@ class ServerSession:
         if stored.audio is not None:
             for part in item.get("content", []):
                 if part.get("type") in ("input_audio", "output_audio", "audio"):
-                    part["audio"] = encode_audio(stored.audio, stored.audio_format)
+                    part["audio"] = encode_audio(pcm16_to_float(stored.audio), stored.audio_format)
         self._emit("conversation.item.retrieved", item=item)
 
     def _on_conversation_item_truncate(self, event: Any, now_ns: int) -> None:
@@ -650,12 +690,12 @@ class ServerSession:
             raise schema.Invalid("item_truncate_invalid_item_id", "item_id", f"Assistant item with item_id not found: "
                                  f"{event.item_id}")
         rate = AUDIO_FORMATS[stored.audio_format][0]
-        audio = stored.audio if stored.audio is not None else np.zeros(0, np.float32)
+        audio = stored.audio if stored.audio is not None else np.zeros(0, np.int16)
         audio_ms = samples_to_ms(audio.size, rate)
         if event.audio_end_ms < 0 or event.audio_end_ms > audio_ms + 1e-6:
             raise schema.Invalid("invalid_value", "audio_end_ms", f"Audio content of {audio_ms:.0f}ms is already "
                                  f"shorter than {event.audio_end_ms}ms")
-        stored.audio = audio[: ms_to_samples(event.audio_end_ms, rate)]
+        stored.audio = audio[: ms_to_samples(event.audio_end_ms, rate)].copy()  # not a view holding the rest
         stored.transcript = ""
         for part in stored.data.get("content", []):
             if "transcript" in part:
@@ -705,8 +745,10 @@ class ServerSession:
             audio = None
             for part in item.get("content", []):
                 if part.get("type") == "input_audio" and part.get("audio"):
-                    audio = decode_audio(part.pop("audio"), input_format_name(self.session))
-            self._out_of_band[item["id"]] = _Item(item, audio, input_format_name(self.session))
+                    audio = _client_audio(part.pop("audio"), input_format_name(self.session),
+                                          f"response.input[{index}].content.audio")
+            pcm = float_to_pcm16(audio) if audio is not None else None
+            self._out_of_band[item["id"]] = _Item(item, pcm, input_format_name(self.session))
             ids.append(item["id"])
         return ids
 
@@ -728,14 +770,27 @@ class ServerSession:
             modalities = list(overrides.get("output_modalities") or self.session.get("output_modalities") or ["audio"])
         metadata = {**(overrides.get("metadata") or {}), "vkit_trigger": trigger}
         response = _Response(record, now_ns, overrides.get("conversation", "auto") != "none", modalities, metadata,
-                             overrides, context if context is not None else list(self.order), requested_ns=now_ns)
+                             overrides, context if context is not None else list(self.order), requested_ns=now_ns,
+                             after_item=self.order[-1] if self.order else None)
         self.responses[record.response_id] = response
         self.records.append(record)
+        turn = self._turn(response, audio)
+        delay_ns = ms_to_ns(self.options.created_delay_ms)
+        if delay_ns > 0:
+            response.steps.append((now_ns + delay_ns, lambda now: self._announce(response, turn, now)))
+        else:
+            self._announce(response, turn, now_ns)
+
+    def _announce(self, response: _Response, turn: Turn | None, now_ns: int) -> None:
+        """``response.created``, then the answer is asked for (None: the response ended before its answer)."""
+        response.announced = True
         self._emit("response.created", response=self._response_object(response, "in_progress"))
         self._emit("rate_limits.updated", rate_limits=[
             {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
             {"name": "tokens", "limit": 40000, "remaining": 39000, "reset_seconds": 1.5}])
-        self._work.append(ReplyWork(record.response_id, self._turn(response, audio)))
+        if turn is not None:
+            response.requested_ns = now_ns  # the responder's processing counts from here
+            self._work.append(ReplyWork(response.record.response_id, turn))
 
     def _turn(self, response: _Response, audio: np.ndarray | None) -> Turn:
         rate = self._input_rate()
@@ -751,7 +806,7 @@ class ServerSession:
                 texts = [p.get("text", "") for p in stored.data.get("content", []) if p.get("type") == "input_text"]
                 transcript = " ".join(texts) if texts else (stored.transcript or None)
                 usable = stored.audio is not None and stored.audio_format == input_format_name(self.session)
-                latest_audio = stored.audio if usable else None
+                latest_audio = pcm16_to_float(stored.audio) if usable else None
         overrides = response.overrides
         audio = audio if audio is not None else latest_audio
         return Turn(audio=audio if audio is not None else np.zeros(0, np.float32), sample_rate_hz=rate,
@@ -806,7 +861,7 @@ class ServerSession:
                 rate = self._output_rate()
                 audio = reply.audio if rate == OUTPUT_RATE_HZ or not reply.audio.size else soxr.resample(
                     reply.audio, OUTPUT_RATE_HZ, rate).astype(np.float32)
-                response.audio = audio
+                response.audio, response.pcm = audio, float_to_pcm16(audio)
                 chunk = max(1, ms_to_whole_samples(self.options.frame_ms, rate))
                 num_chunks = -(-audio.size // chunk)
                 words = text.split()
@@ -836,7 +891,8 @@ class ServerSession:
                         "content_index": 0}
         self._emit("response.output_item.added", response_id=response.record.response_id, output_index=0, item=item)
         if response.in_conversation:
-            before = self._add_item(_Item(item, np.zeros(0, np.float32), output_format_name(self.session)))
+            before = self._add_item(_Item(item, np.zeros(0, np.int16), output_format_name(self.session)),
+                                    self._answered_item(response))
             if self.dialect == "beta":
                 self._emit("conversation.item.created", item=item, previous_item_id=before)
             else:
@@ -859,7 +915,7 @@ class ServerSession:
             response.sent_samples += piece.size
             stored = self.items.get(response.ids["item_id"])
             if stored is not None:
-                stored.audio = response.audio[: response.sent_samples]  # what was sent so far (a view)
+                stored.audio = response.pcm[: response.sent_samples]  # what was sent so far (a view)
 
     def _text_step(self, response: _Response, text: str, now_ns: int) -> None:
         words = text.split(" ")
@@ -896,6 +952,8 @@ class ServerSession:
         stored = self.items.get(item["id"])
         if stored is not None:
             stored.data, stored.transcript = done, text
+            if stored.audio is not None and stored.audio.base is not None:
+                stored.audio = stored.audio.copy()  # what was sent, not a view holding the whole answer
             self._forget_old_audio()  # its audio grew as it streamed
         response.outputs.append(done)
         self._emit("response.output_item.done", response_id=response.record.response_id, output_index=0, item=done)
@@ -910,7 +968,7 @@ class ServerSession:
         self._emit("response.output_item.added", response_id=rid, output_index=output_index, item=item)
         before = None
         if response.in_conversation:
-            before = self._add_item(_Item(item))
+            before = self._add_item(_Item(item), self._answered_item(response))
             self._item_added_start(item, before)
         ids = {"response_id": rid, "item_id": item_id, "output_index": output_index, "call_id": call_id}
         self._emit("response.function_call_arguments.delta", **ids, delta=call.arguments)
@@ -923,6 +981,17 @@ class ServerSession:
         self._emit("response.output_item.done", response_id=rid, output_index=output_index, item=done)
         if response.in_conversation and self.dialect == "ga":
             self._emit("conversation.item.done", item=done)
+
+    def _answered_item(self, response: _Response) -> str | None:
+        """Where a response's next output item goes: after its own last output, else after the item that was
+        last when it was triggered (so an answer follows what it answers, though the user spoke meanwhile);
+        None: at the end."""
+        own = [o["id"] for o in response.outputs if o.get("id") in self.items]
+        if response.open_item is not None and response.open_item["id"] in self.items:
+            own.append(response.open_item["id"])
+        if own:
+            return max(own, key=self.order.index)
+        return response.after_item if response.after_item in self.items else None
 
     def _item_added_start(self, item: dict[str, Any], before: str | None) -> None:
         if self.dialect == "beta":
@@ -937,6 +1006,8 @@ class ServerSession:
         if rid not in self.responses:
             return
         response.steps.clear()
+        if not response.announced:  # ended before it was announced: announced now, so that it can end
+            self._announce(response, None, now_ns)
         item = response.open_item
         if item is not None:
             response.open_item = None
@@ -958,3 +1029,10 @@ class ServerSession:
         for item_id in response.context:
             self._out_of_band.pop(item_id, None)
 
+
+def _client_audio(text: Any, audio_format: str, param: str) -> np.ndarray:
+    """A client's base64 audio decoded; anything else is a malformed event (``schema.Invalid``)."""
+    try:
+        return decode_audio(text, audio_format)
+    except Exception as exc:  # noqa: BLE001 - the peer's garbage: report it, keep the session
+        raise schema.Invalid("invalid_value", param, f"Invalid '{param}': {exc}", malformed=True) from None

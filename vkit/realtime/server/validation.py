@@ -18,12 +18,15 @@ __all__ = ["Invalid", "check", "SESSION", "TRANSCRIPTION_SESSION", "BETA_SESSION
 
 
 class Invalid(Exception):
-    """A client value the server rejects: ``code``, ``param`` (its path) and the message."""
+    """A client value the server rejects: ``code``, ``param`` (its path) and the message. ``malformed``: the
+    event itself is bad (it fails its schema, its audio is not audio), not merely refused in the session's
+    present state; the server counts malformed events against its ``max_bad_events``."""
 
-    def __init__(self, code: str, param: str, message: str) -> None:
+    def __init__(self, code: str, param: str, message: str, *, malformed: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.param = param
+        self.malformed = malformed
 
 
 Checker = Callable[[Any, str], None]
@@ -41,8 +44,12 @@ def _type_error(path: str, expected: str, value: Any) -> Invalid:
 
 
 def check(schema: Checker, value: Any, path: str) -> None:
-    """Raise ``Invalid`` for the first problem of ``value`` against ``schema``."""
-    schema(value, path)
+    """Raise ``Invalid`` (malformed) for the first problem of ``value`` against ``schema``."""
+    try:
+        schema(value, path)
+    except Invalid as invalid:
+        invalid.malformed = True
+        raise
 
 
 def anything(value: Any, path: str) -> None:
