@@ -19,7 +19,7 @@ import numpy as np
 
 from vkit import evaluation
 from vkit.errors import ConfigError, got
-from vkit.filters.turn import SmartTurnModel, TurnDetector, Verdict
+from vkit.filters.turn import SmartTurn, SmartTurnModel, TurnDetector, Verdict
 from vkit.filters.vad import VAD
 from vkit.frames import AudioFrame, Item, SpeechStarted, SpeechStopped, TurnEnded
 from vkit.stage import as_items
@@ -91,8 +91,9 @@ class SmartTurnCache:
         self.calls_ms: list[float] = []
         self._answers: dict[tuple[Hashable, int, int], float] = {}
 
-    def probability(self, audio: np.ndarray, now_sample: int) -> float:
-        key = (self.item, audio.size, now_sample)
+    def probability(self, audio: np.ndarray, end_sample: int) -> float:
+        """The model's probability for ``audio``, the input up to ``end_sample`` of the current item."""
+        key = (self.item, audio.size, end_sample)
         if key not in self._answers:
             probability, inference_ms = self.model.probability(audio)
             self._answers[key] = probability
@@ -101,19 +102,25 @@ class SmartTurnCache:
 
 
 class SweptSmartTurn:
-    """``vkit.filters.turn.SmartTurn``'s rule over a shared ``SmartTurnCache``: at a pause the turn ends if
-    the probability is at or above ``threshold``, else ``max_silence_ms`` after the end of speech unless
-    speech resumes (a test holds it to the shipped policy's decisions)."""
+    """``vkit.filters.turn.SmartTurn``'s rule over a shared ``SmartTurnCache``: at a pause the model hears the
+    turn up to the shipped policy's ``tail_ms`` after the end of speech; the turn ends if the probability is at
+    or above ``threshold``, else ``max_silence_ms`` after the end of speech unless speech resumes. Its knobs'
+    defaults are read off a ``SmartTurn``; a test holds it to the shipped policy's decisions."""
 
     name = "smart_turn"
 
-    def __init__(self, cache: SmartTurnCache, threshold: float, max_silence_ms: float, context_ms: float = 500.0) -> None:
-        self.cache, self.threshold, self.max_silence_ms, self.context_ms = cache, threshold, max_silence_ms, context_ms
+    def __init__(self, cache: SmartTurnCache, threshold: float, max_silence_ms: float) -> None:
+        shipped = SmartTurn(threshold=threshold, max_silence_ms=max_silence_ms)
+        self.cache, self.threshold, self.max_silence_ms = cache, threshold, max_silence_ms
+        self.context_ms, self.tail_ms = shipped.context_ms, shipped.tail_ms
 
     def on_pause(self, audio: np.ndarray, sample_rate_hz: int, speech_end_sample: int, now_sample: int) -> Verdict:
         if sample_rate_hz != self.cache.model.sample_rate_hz:
             raise ConfigError(f"SweptSmartTurn needs {self.cache.model.sample_rate_hz} Hz audio {got(sample_rate_hz)}")
-        probability = self.cache.probability(audio, now_sample)
+        beyond_tail = now_sample - speech_end_sample - ms_to_samples(self.tail_ms, sample_rate_hz)
+        if beyond_tail > 0:
+            audio = audio[: max(0, audio.size - beyond_tail)]
+        probability = self.cache.probability(audio, now_sample - max(beyond_tail, 0))
         if probability >= self.threshold:
             return Verdict(now_sample, "model", probability)
         return Verdict(speech_end_sample + ms_to_samples(self.max_silence_ms, sample_rate_hz), "timeout", probability)
