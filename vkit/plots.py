@@ -3,18 +3,19 @@ latency distributions, and the turn and stage tables with units and sensible pre
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from vkit import latency
+from vkit import evaluation, latency
 from vkit.extras import require
 from vkit.traces import TraceData, vad_thresholds
 from vkit.units import ms_to_s
 
 __all__ = ["waterfall", "vad_trace", "latency_distribution", "compare", "paper_style", "turn_table", "stage_table",
-           "LABELS"]
+           "turn_tradeoff", "decision_delays", "detector_table", "LABELS"]
 
 # A turn's bar runs from the end of user speech through these milestones, in this order; each segment
 # is named by where it ends, and any a table lacks is skipped (the cascade parts appear only for a cascade).
@@ -228,3 +229,145 @@ def stage_table(session: Any) -> Any:
 def _three_digits(value: float) -> str:
     """About three significant digits, never in exponent form: 0.123, 12.3, 123, 2,468."""
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+_STATISTIC_NAMES = {"mean": "mean", "p50": "median", "p90": "90th percentile"}
+
+
+def _joined(texts: Sequence[str]) -> str:
+    """Settings that share a spot: "0.8, 0.9", or "200 ms to 1500 ms"."""
+    return ", ".join(texts) if len(texts) <= 3 else f"{texts[0]} to {texts[-1]}"
+
+
+def turn_tradeoff(curves: Mapping[str, evaluation.Curve], *, statistic: evaluation.LatencyStatistic = "p50",
+                  by: Literal["turn", "pause"] = "turn", max_latency_ms: float = 2000.0,
+                  cutoff_budget: float | None = 0.05, knob: Mapping[str, str] | None = None, ax: Any = None) -> Any:
+    """False cut-offs against end-of-turn decision delay, one line per detector through its settings.
+
+    ``curves`` maps a detector's name to ``{setting: TurnScores}`` (``evaluation.score_turns`` per setting).
+    The delay is when the turn was *declared* over after its labelled end (``statistic`` over the turns, a
+    missed turn counting as infinitely late). A setting slower than ``max_latency_ms`` (or whose statistic is
+    infinite) is drawn at the axis limit as a right-pointing arrow with its real value written beside it, so
+    an outlier is visible without squeezing the others. Each point is labelled with its setting
+    (``knob[name]`` names the knob's unit, e.g. "ms"); ``cutoff_budget`` draws that budget as a dashed line.
+    The legend sits below the axes and the clipped values in the right margin, over no data.
+    """
+    mpl = require("matplotlib", extra="analysis", feature="vkit.plots")
+    ax = _axes(ax, (7.0, 4.6))
+    colours = mpl.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    top, placed = 0.0, []  # placed: the y of each clipped label so far, to stack labels that would overlap
+    for index, (name, curve) in enumerate(curves.items()):
+        colour = colours[index % len(colours)]
+        unit = (knob or {}).get(name, "")
+        rows = []
+        for setting, scores in curve.items():
+            rate = scores.cutoff_rate if by == "turn" else scores.pause_cutoff_rate
+            if not math.isnan(rate):
+                text = f"{setting:g}{unit}" if isinstance(setting, (int, float)) else str(setting)
+                rows.append((scores.statistic(statistic), 100 * rate, text))
+        rows.sort(key=lambda r: (r[0], -r[1]))
+        inside = [r for r in rows if r[0] <= max_latency_ms]
+        clipped = [r for r in rows if not r[0] <= max_latency_ms]  # nan and inf included
+        top = max([top, *(y for _, y, _ in rows)])
+        ax.plot([x for x, _, _ in inside], [y for _, y, _ in inside], marker="o", markersize=4, color=colour,
+                linewidth=1.2, label=name)
+        shared: dict[tuple[float, float], list[str]] = {}  # one label per spot
+        for x, y, text in inside:
+            shared.setdefault((x, y), []).append(text)
+        for (x, y), texts in shared.items():
+            ax.annotate(_joined(texts), (x, y), xytext=(4, 3), textcoords="offset points", fontsize="x-small",
+                        color=colour)
+        spots: dict[tuple[float, str], list[str]] = {}
+        for x, y, text in clipped:
+            shown = "no decision" if math.isnan(x) or math.isinf(x) else f"{x / 1000:.1f} s"
+            spots.setdefault((y, shown), []).append(text)
+        for (y, shown), texts in spots.items():
+            ax.plot([max_latency_ms], [y], marker=">", markersize=8, color=colour, clip_on=False, linestyle="none")
+            stack = sum(1 for other in placed if abs(other - y) < max(top, 10) * 0.04)
+            placed.append(y)
+            ax.annotate(f"{_joined(texts)}: {shown}", (max_latency_ms, y), xytext=(9, -9 * stack),
+                        textcoords="offset points", ha="left", va="center", fontsize="x-small", color=colour,
+                        annotation_clip=False)  # in the right margin, over no data
+    if placed:  # the arrows explained where they cannot cover anything
+        ax.plot([], [], marker=">", linestyle="none", color=mpl.rcParams["text.color"], alpha=0.6,
+                label=f"slower than {max_latency_ms:g} ms (real value beside it)")
+    if cutoff_budget is not None:
+        ax.axhline(100 * cutoff_budget, color=mpl.rcParams["text.color"], linestyle="--", linewidth=0.8, alpha=0.6,
+                   label=f"{100 * cutoff_budget:g} % cut-off budget")
+    ax.set_xlim(0, max_latency_ms)
+    ax.set_ylim(-1, max(top * 1.1, 10))
+    ax.set_xlabel(f"end-of-turn decision delay, {_STATISTIC_NAMES[statistic]} (ms after the labelled end)")
+    ax.set_ylabel("false cut-offs (% of turns)" if by == "turn" else "false cut-offs (% of pauses)")
+    ax.grid(alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize="small")  # below
+    return ax
+
+
+def decision_delays(scores: Mapping[str, evaluation.TurnScores], *, max_delay_ms: float = 2000.0, ax: Any = None) -> Any:
+    """Each turn's end-of-turn decision delay (ms after its labelled end), one row of dots per detector setting.
+
+    Turns decided later than ``max_delay_ms`` are not dropped: they are counted beside an arrow at the axis
+    limit ("+3 later, up to 8.6 s"), as are turns never decided before the user spoke again ("9 never
+    decided"). The row's label gives its false cut-offs; the median is a vertical tick.
+    """
+    mpl = require("matplotlib", extra="analysis", feature="vkit.plots")
+    ax = _axes(ax, (7.0, 0.9 + 0.45 * max(len(scores), 1)))
+    colours = mpl.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    rng = np.random.default_rng(0)  # the same jitter every time
+    labels = []
+    for row, (name, turn_scores) in enumerate(scores.items()):
+        colour = colours[row % len(colours)]
+        values = np.asarray(turn_scores.latencies_ms, float)
+        decided = values[np.isfinite(values)]
+        shown, later = decided[decided <= max_delay_ms], decided[decided > max_delay_ms]
+        ax.scatter(shown, row + rng.uniform(-0.18, 0.18, shown.size), s=10, color=colour, alpha=0.7, linewidths=0)
+        median = turn_scores.latency_ms(50)
+        if math.isfinite(median) and median <= max_delay_ms:
+            ax.plot([median, median], [row - 0.3, row + 0.3], color=colour, linewidth=2)
+        beyond = ([f"+{later.size} later, up to {later.max() / 1000:.1f} s"] if later.size else []) + (
+            [f"{turn_scores.num_missed} never decided"] if turn_scores.num_missed else [])
+        if beyond:
+            ax.plot([max_delay_ms], [row], marker=">", markersize=8, color=colour, clip_on=False, linestyle="none")
+            ax.annotate("\n".join(beyond), (max_delay_ms, row), xytext=(9, 0), textcoords="offset points", va="center",
+                        fontsize="x-small", color=colour, annotation_clip=False)  # in the right margin, over no data
+        labels.append(f"{name}\n{100 * turn_scores.cutoff_rate:.0f} % of {turn_scores.num_turns} turns cut off")
+    ax.set_yticks(range(len(labels)), labels, fontsize="small")
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_xlim(0, max_delay_ms)
+    ax.set_xlabel("end-of-turn decision delay per turn (ms after the labelled end; tick: median)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    return ax
+
+
+def detector_table(rows: Sequence[Mapping[str, Any]], cutoff_budget: float = 0.05) -> Any:
+    """``DetectorSweep.summary()`` as a styled DataFrame: false cut-offs in %, latencies in ms, a value read
+    between two measured settings marked "~", "-" where no setting reaches the budget, "never" where the
+    detector never decided, cost per decision in \u00b5s or ms."""
+    pd = require("pandas", extra="analysis", feature="vkit.plots tables")
+    pct = f"{100 * cutoff_budget:g}pct"
+
+    def cell(row: Mapping[str, Any], key: str, scale: float, unit: str) -> str:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        if math.isinf(value):
+            return "never"
+        return f"{'~' if row.get(key + '_interpolated') else ''}{scale * value:.0f}{unit}"
+
+    def cost(value: float) -> str:
+        if value is None or math.isnan(value):
+            return "-"
+        return f"{value / 1000:.1f} ms" if value >= 1000 else f"{value:.0f} \u00b5s"
+
+    budgets = sorted({k.split("_")[2] for r in rows for k in r if k.startswith("cutoffs_at_") and k.endswith("ms")},
+                     key=lambda b: float(b.removesuffix("ms")))
+    frame = pd.DataFrame([{
+        "detector": r["detector"],
+        **{f"false cut-offs at {b.removesuffix('ms')} ms mean delay": cell(r, f"cutoffs_at_{b}", 100, " %") for b in budgets},
+        f"p50 delay at {100 * cutoff_budget:g} % cut-offs (ms)": cell(r, f"p50_ms_at_{pct}", 1, ""),
+        f"p90 delay at {100 * cutoff_budget:g} % cut-offs (ms)": cell(r, f"p90_ms_at_{pct}", 1, ""),
+        "cost per decision": cost(r.get("cost_us_per_decision", math.nan)),
+    } for r in rows]).set_index("detector")
+    return frame.style.set_caption("~: read between two measured settings; -: no setting reached the budget")
