@@ -62,6 +62,18 @@ class FaultConnection:
                 self._arrived.clear()
                 await self._arrived.wait()
 
+    @property
+    def num_appended_samples(self) -> int:
+        """The input samples received in ``input_audio_buffer.append`` events."""
+        return sum(len(base64.b64decode(e["audio"])) // 2 for e in self.received
+                   if e.get("type") == "input_audio_buffer.append")
+
+    async def wait_for_samples(self, num_samples: int, timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while self.num_appended_samples < num_samples:
+                self._arrived.clear()
+                await self._arrived.wait()
+
     async def handshake(self) -> None:
         """Answer the client's session.update as a well-behaved server does."""
         await self.wait_for("session.update")

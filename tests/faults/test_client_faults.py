@@ -66,9 +66,9 @@ def test_reconnect_resends_the_session_config_and_keeps_the_input(code):
     assert [m.data["code"] for m in markers(session, "reconnect")] == [code]
     reconnected = markers(session, "reconnected")[0].data
     assert reconnected["num_dropped_samples"] == 0
-    appended = sum(len(base64.b64decode(e["audio"])) // 2 for conn in server.connections for e in conn.received
-                   if e["type"] == "input_audio_buffer.append")
-    assert appended == 24_000 * 1500 // 1000  # the outage lost no input (buffered and sent after)
+    first, replacement = server.connections
+    assert first.num_appended_samples > 0  # never committed by the first server: all of it sent again
+    assert replacement.num_appended_samples == 24_000 * 1500 // 1000  # the outage lost no input
 
 
 def test_a_refused_reconnect_is_retried_with_backoff():
@@ -232,6 +232,38 @@ def test_input_that_ends_during_an_outage_is_delivered_after_the_reconnect():
     (reconnected,) = markers(session, "reconnected")
     assert len(server.connections) == 2 and reconnected.data["num_dropped_samples"] == 0
     assert reconnected.t_ns > 1_000_000_000
-    appended = sum(len(base64.b64decode(e["audio"])) // 2 for conn in server.connections for e in conn.received
-                   if e["type"] == "input_audio_buffer.append")
-    assert appended == 24_000  # the outage's input was sent on the new connection before the session closed
+    # what the first server never committed and the outage's input, sent on the new connection before the end
+    assert server.connections[1].num_appended_samples == 24_000
+
+
+def test_input_written_to_a_frozen_server_is_resent_after_the_keepalive_drops_it():
+    committed_samples = 6000  # the frozen server committed the first 250 ms: never sent twice
+    total_samples = 24_000 * 3
+
+    async def commit_then_freeze(conn: FaultConnection) -> None:
+        await conn.handshake()
+        await conn.wait_for_samples(committed_samples)
+        await conn.send(type="input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_user_1")
+        await conn.send(type="input_audio_buffer.speech_stopped", audio_end_ms=250, item_id="item_user_1")
+        await conn.send(type="input_audio_buffer.committed", item_id="item_user_1", previous_item_id=None)
+        await conn.wait_for_samples(24_000 // 2)
+        conn.freeze()  # stops reading and answering pings; what the client writes now fills socket buffers
+
+    async def healthy(conn: FaultConnection) -> None:
+        await conn.handshake()
+        await conn.wait_for_samples(total_samples - committed_samples - 12_000)  # all but the last 0.5 s
+        await conn.send(type="input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_user_2")
+        await conn.send(type="input_audio_buffer.speech_stopped", audio_end_ms=1000, item_id="item_user_2")
+        await conn.send(type="input_audio_buffer.committed", item_id="item_user_2", previous_item_id=None)
+        await conn.answer("resp_2", "item_2", num_deltas=3)
+
+    session, server = run([commit_then_freeze, healthy],
+                          {"reconnect": True, "reconnect_timeout_s": 5.0, "ping_interval_s": 0.2,
+                           "ping_timeout_s": 0.3}, duration_ms=3000)
+    frozen, replacement = server.connections
+    (reconnect,) = markers(session, "reconnect")
+    assert "keepalive ping" in reconnect.data["reason"]
+    assert frozen.num_appended_samples >= 24_000 // 2
+    assert markers(session, "reconnected")[0].data["num_dropped_samples"] == 0
+    assert replacement.num_appended_samples == total_samples - committed_samples  # all of it, none twice
+    assert [e.event.response.get("status") for e in received(session, "response.done")] == ["completed"]

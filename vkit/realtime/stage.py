@@ -51,6 +51,7 @@ BACKOFF_FIRST_S = 0.1  # reconnect delays: 0.1, 0.2, 0.4, ... capped at BACKOFF_
 BACKOFF_CAP_S = 2.0
 NO_RECONNECT_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})  # the peer refuses what we send
 NUM_PLAYED_ITEMS = 32  # the answers remembered for barge-in (only the last one is truncated)
+HANDSHAKE_WAIT_S = 1.0  # at the end, how long to wait for a new connection's session.updated before closing
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Realtime(Pipe):
 
     Faults: ``reconnect=True`` reopens a dropped connection (backoff 0.1 s doubling to 2 s, jittered, for
     ``reconnect_timeout_s``; ``max_retries`` reconnections), re-sending the session config and the newest
-    ``outage_buffer_ms`` of input. ``write_timeout_s`` and keepalive pings (``ping_interval_s``,
+    ``outage_buffer_ms`` of input the server never acknowledged (committed), with any unconfirmed commit. ``write_timeout_s`` and keepalive pings (``ping_interval_s``,
     ``ping_timeout_s``) catch a server that stopped reading; ``stall_timeout_s`` gives up on a silent answer.
     Server messages over ``max_frame_bytes`` or nested deeper than ``max_depth`` are refused; up to
     ``max_bad_events`` bad events are skipped and published as ``ProtocolIssue``. A key is sent only over
@@ -234,9 +235,11 @@ class _Session:
     only past ``max_bad_events`` does the session fail (``RemoteProtocolError``). A send that does not
     complete within ``write_timeout_s`` (a server that stopped reading) or an unanswered keepalive ping
     drops the connection. A dropped connection fails the session with ``ConnectionLost``, or, with
-    ``reconnect=True``, is reopened with capped exponential backoff and jitter for ``reconnect_timeout_s``;
-    input audio during the outage is kept up to ``outage_buffer_ms`` (the newest) and sent once
-    reconnected, the rest dropped and counted.
+    ``reconnect=True``, is reopened with capped exponential backoff and jitter for ``reconnect_timeout_s``.
+    Input sent since the server last acknowledged it (``input_audio_buffer.committed``: up to the
+    ``speech_stopped`` end, or up to a commit vkit sent) is kept, as is input during the outage; the newest
+    ``outage_buffer_ms`` of both is re-sent once reconnected (a commit never confirmed re-sent in its place),
+    the rest dropped and counted. Input the server committed is never sent twice.
     """
 
     def __init__(self, stage: Realtime, ctx: Any, url: str) -> None:
@@ -259,9 +262,15 @@ class _Session:
         self.num_connections = 0
         self.num_reconnects = 0
         self.num_issues = 0
-        self.outage: deque[np.ndarray] = deque()
+        self.outage: deque[np.ndarray | ev.ClientEvent] = deque()  # to send once reconnected, in order
         self.num_outage_samples = 0
         self.num_dropped_samples = 0
+        self.unacked: deque[tuple[int, np.ndarray]] = deque()  # (position, audio) sent, not yet acknowledged
+        self.num_sent_samples = 0  # input samples sent on the current connection (its positions)
+        self.acked_position = 0  # the server acknowledged the current connection's input up to here
+        self.commits: deque[list[Any]] = deque()  # [position, response.create sent after it], unconfirmed
+        self.speech_end_position: int | None = None  # the last speech_stopped's audio_end_ms, in samples
+        self.handshake_pending = False  # the current connection's session.updated has not arrived
         self.sending_since: float | None = None
         self.abort_reason: str | None = None  # set when vkit itself cut the connection, and why
         self.tools = ToolDispatcher(stage.tools, self.send, ctx.publish, ctx.clock) if stage.tools else None
@@ -308,11 +317,20 @@ class _Session:
         self.abort_reason = None
         self.num_connections += 1
         self.protocol = ClientProtocol(self.stage.dialect, max_depth=self.stage.max_depth)
+        self.unacked.clear()
+        self.commits.clear()
+        self.num_sent_samples = self.acked_position = 0
+        self.speech_end_position = None
+        self.handshake_pending = True
         await self._send_now(ev.CLIENT_EVENTS["session.update"](session=self.stage.session_update()))
         while self.outage:
-            audio = self.outage.popleft()
-            self.num_outage_samples -= audio.size
-            await self._send_audio_now(audio)
+            item = self.outage[0]
+            sent = await self._send_audio_now(item) if isinstance(item, np.ndarray) else await self._send_now(item)
+            if not sent:  # dropped again: the rest waits for the next connection
+                break
+            self.outage.popleft()
+            if isinstance(item, np.ndarray):
+                self.num_outage_samples -= item.size
         self.connected.set()
         self.progress.set()
 
@@ -359,11 +377,17 @@ class _Session:
         reader's end, the deadline; nothing polls, so a virtual clock jumps straight to the next of them."""
         clock = self.ctx.clock
         deadline = asyncio.ensure_future(clock.sleep_until(clock.now_ns() + s_to_ns(self.stage.drain_timeout_s)))
+        handshake: asyncio.Future[None] | None = None  # a reconnection's session.updated: HANDSHAKE_WAIT_S at most
         try:
             while not reader.done():
                 self.progress.clear()
                 if not self._awaiting():
-                    return
+                    if not (self.handshake_pending and self.num_connections > 1):
+                        return
+                    if handshake is None:
+                        handshake = asyncio.ensure_future(asyncio.sleep(HANDSHAKE_WAIT_S))
+                    elif handshake.done():
+                        return
                 if deadline.done():
                     self._abandon_response(f"still arriving {self.stage.drain_timeout_s:g} s after the input ended "
                                            "(drain_timeout_s)")
@@ -371,11 +395,14 @@ class _Session:
                 progressed = asyncio.ensure_future(self.progress.wait())
                 tools = [c.task for c in self.tools.calls.values() if c.task is not None and not c.task.done()] \
                     if self.tools is not None else []
-                await asyncio.wait({reader, deadline, progressed, *tools}, return_when=asyncio.FIRST_COMPLETED)
+                waits = {reader, deadline, progressed, *tools, *([handshake] if handshake is not None else [])}
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 progressed.cancel()
             reader.result()
         finally:
             deadline.cancel()
+            if handshake is not None:
+                handshake.cancel()
 
     def _awaiting(self) -> bool:
         """Whether the session must stay open: an answer or a tool call under way, or a reconnection that has
@@ -457,6 +484,7 @@ class _Session:
         self.responding.clear()
         self.ctx.publish(Marker(name="reconnect", data={"attempt": self.num_reconnects, "code": code, "reason": why}))
         log.info("Realtime connection closed (%s); reconnecting", why)
+        self._keep_unacknowledged()
         started = loop.time()
         num_attempts, last = 0, why
         while True:
@@ -490,12 +518,58 @@ class _Session:
         """Send on the current connection; False if it dropped (and the reader reconnects)."""
         if event.event_id is None:
             event = replace(event, event_id=self.protocol.next_event_id())
-        return await self._transmit(self.protocol.send(event), _without_audio(event))
+        if not await self._transmit(self.protocol.send(event), _without_audio(event)):
+            return False
+        if event.type == "input_audio_buffer.commit":
+            self.commits.append([self.num_sent_samples, False])
+        elif event.type == "response.create" and self.commits:
+            self.commits[-1][1] = True
+        return True
 
     async def _send_audio_now(self, audio: np.ndarray) -> bool:
-        """``_send_now`` for one chunk of input audio: the text written directly, one event for the record."""
+        """``_send_now`` for one chunk of input audio: the text written directly, one event for the record.
+        The chunk is kept until the server acknowledges it (the newest ``outage_buffer_ms``)."""
         event_id, text = self.protocol.append_text(encode_audio(audio), audio.size)
-        return await self._transmit(text, _APPEND(audio=None, event_id=event_id, extra={"num_samples": audio.size}))
+        if not await self._transmit(text, _APPEND(audio=None, event_id=event_id, extra={"num_samples": audio.size})):
+            return False
+        self.unacked.append((self.num_sent_samples, audio))
+        self.num_sent_samples += audio.size
+        limit = ms_to_whole_samples(self.stage.outage_buffer_ms, WIRE_RATE_HZ)
+        while self.unacked and self.num_sent_samples - _end(self.unacked[0]) >= limit:
+            self.unacked.popleft()  # older than the limit: if this connection drops, counted as dropped then
+        return True
+
+    def _acknowledge(self, position: int) -> None:
+        """The server committed the current connection's input up to ``position``: it is never re-sent."""
+        self.acked_position = max(self.acked_position, position)
+        while self.unacked and _end(self.unacked[0]) <= self.acked_position:
+            self.unacked.popleft()
+
+    def _keep_unacknowledged(self) -> None:
+        """A connection dropped: what it never acknowledged goes before the outage's input (with the commits it
+        never confirmed), the newest ``outage_buffer_ms`` of it all kept, the rest counted as dropped."""
+        kept: list[np.ndarray | ev.ClientEvent] = []
+        first_kept = self.unacked[0][0] if self.unacked else self.num_sent_samples
+        self.num_dropped_samples += max(0, first_kept - self.acked_position)  # trimmed while connected
+        commits = deque(self.commits)
+        for start, audio in self.unacked:
+            skip = max(0, self.acked_position - start)
+            start, audio = start + skip, audio[skip:]
+            while commits and commits[0][0] <= start + audio.size:
+                cut = max(0, commits[0][0] - start)
+                if cut:
+                    kept.append(audio[:cut])
+                start, audio = start + cut, audio[cut:]
+                kept.extend(_commit_events(commits.popleft()[1]))
+            if audio.size:
+                kept.append(audio)
+        for _, with_response in commits:
+            kept.extend(_commit_events(with_response))
+        self.unacked.clear()
+        self.commits.clear()
+        self.outage.extendleft(reversed(kept))
+        self.num_outage_samples += sum(a.size for a in kept if isinstance(a, np.ndarray))
+        self._trim_outage()
 
     async def _transmit(self, text: str, recorded: ev.ClientEvent) -> bool:
         """Send ``text``, then put ``recorded`` (the event, its audio left out) on the session record."""
@@ -602,9 +676,16 @@ class _Session:
         """Input during an outage: keep the newest ``outage_buffer_ms``, count what is dropped."""
         self.outage.append(audio)
         self.num_outage_samples += audio.size
+        self._trim_outage()
+
+    def _trim_outage(self) -> None:
+        """Drop the oldest audio kept for the next connection beyond ``outage_buffer_ms``, counted; events stay."""
         limit = ms_to_whole_samples(self.stage.outage_buffer_ms, WIRE_RATE_HZ)
         while self.num_outage_samples > limit:
-            dropped = self.outage.popleft()
+            index = next(i for i, item in enumerate(self.outage) if isinstance(item, np.ndarray))
+            dropped = self.outage[index]
+            del self.outage[index]
+            assert isinstance(dropped, np.ndarray)
             self.num_outage_samples -= dropped.size
             self.num_dropped_samples += dropped.size
 
@@ -627,6 +708,16 @@ class _Session:
             await self._on_audio(event, now_ns)
         elif event.type == "input_audio_buffer.speech_started" and self.stage.barge_in:
             await self._barge_in(now_ns, "server_vad")
+        elif event.type == "input_audio_buffer.speech_stopped":
+            self.speech_end_position = ms_to_whole_samples(event.audio_end_ms, WIRE_RATE_HZ)  # type: ignore[attr-defined]
+        elif event.type == "input_audio_buffer.committed":
+            if self.commits:  # the commit vkit sent
+                self._acknowledge(self.commits.popleft()[0])
+            else:  # the server's VAD committed up to the end of speech
+                self._acknowledge(self.speech_end_position if self.speech_end_position is not None
+                                  else self.num_sent_samples)
+        elif event.type == "session.updated":
+            self.handshake_pending = False
         elif event.type == "error":
             log.info("server error event: %s", redact_text(repr(event.error)))  # type: ignore[attr-defined]
         transcript = transcript_of(event, now_ns)
@@ -704,6 +795,17 @@ class _Session:
         self.ctx.publish(Marker(name="barge_in", data=data))
         await self.send(ev.CLIENT_EVENTS["conversation.item.truncate"](item_id=item.item_id, content_index=0,
                                                                         audio_end_ms=int(audio_end_ms)))
+
+
+def _end(chunk: tuple[int, np.ndarray]) -> int:
+    """The position just after a kept chunk of input."""
+    return chunk[0] + chunk[1].size
+
+
+def _commit_events(with_response: bool) -> list[ev.ClientEvent]:
+    """A commit the server never confirmed, re-sent on the new connection (with its ``response.create``)."""
+    events = [ev.CLIENT_EVENTS["input_audio_buffer.commit"]()]
+    return [*events, ev.CLIENT_EVENTS["response.create"]()] if with_response else events
 
 
 def _failed(task: asyncio.Task[None]) -> bool:
