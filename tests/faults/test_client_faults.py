@@ -14,7 +14,7 @@ from misbehaving_server import FaultConnection, MisbehavingServer
 import vkit
 from vkit import sources
 from vkit.errors import ConnectionLost, RemoteProtocolError, StageError
-from vkit.frames import Marker, ProtocolEvent, ProtocolIssue
+from vkit.frames import Marker, ProtocolEvent, ProtocolIssue, SpeechStopped
 from vkit.realtime import Realtime
 
 pytestmark = pytest.mark.timeout(30)
@@ -259,11 +259,56 @@ def test_input_written_to_a_frozen_server_is_resent_after_the_keepalive_drops_it
 
     session, server = run([commit_then_freeze, healthy],
                           {"reconnect": True, "reconnect_timeout_s": 5.0, "ping_interval_s": 0.2,
-                           "ping_timeout_s": 0.3}, duration_ms=3000)
+                           "ping_timeout_s": 0.3, "outage_buffer_ms": 5000}, duration_ms=3000)
     frozen, replacement = server.connections
     (reconnect,) = markers(session, "reconnect")
     assert "keepalive ping" in reconnect.data["reason"]
     assert frozen.num_appended_samples >= 24_000 // 2
     assert markers(session, "reconnected")[0].data["num_dropped_samples"] == 0
     assert replacement.num_appended_samples == total_samples - committed_samples  # all of it, none twice
+    assert [e.event.response.get("status") for e in received(session, "response.done")] == ["completed"]
+
+
+class StopsSpeakingAt:
+    """Manual turns: a SpeechStopped at ``sample``, as a VAD would publish it (the stage commits there)."""
+
+    def __init__(self, sample: int) -> None:
+        self.sample = sample
+
+    def process(self, frame):
+        if not frame.start_sample < self.sample <= frame.end_sample:
+            return frame
+        return [frame, SpeechStopped(sample=self.sample, sample_rate_hz=frame.sample_rate_hz, sample_t_ns=frame.t_ns,
+                                     speech_end_sample=self.sample, speech_end_t_ns=frame.t_ns)]
+
+
+def test_a_commit_a_frozen_server_never_confirmed_is_resent_in_its_place():
+    async def freeze_at_the_commit(conn: FaultConnection) -> None:
+        await conn.handshake()
+        await conn.wait_for("input_audio_buffer.commit")
+        conn.freeze()
+
+    async def healthy(conn: FaultConnection) -> None:
+        await conn.handshake()
+        await conn.wait_for("input_audio_buffer.commit")
+        await conn.send(type="input_audio_buffer.committed", item_id="item_user_1", previous_item_id=None)
+        await conn.wait_for("response.create")
+        await conn.answer("resp_1", "item_1", num_deltas=3)
+
+    async def main():
+        async with MisbehavingServer(freeze_at_the_commit, healthy) as server:
+            graph = (sources.Silence(duration_ms=3000, pace="realtime") | StopsSpeakingAt(24_000)
+                     | Realtime(server.url, turn_detection="manual", reconnect=True, reconnect_timeout_s=5.0,
+                                ping_interval_s=0.2, ping_timeout_s=0.3, outage_buffer_ms=5000))
+            return await vkit.arun(graph), server
+
+    session, server = asyncio.run(main())
+    assert len(server.connections) == 2 and "keepalive ping" in markers(session, "reconnect")[0].data["reason"]
+    replacement = server.connections[1]
+    types = [e["type"] for e in replacement.received]
+    before_commit = replacement.received[:types.index("input_audio_buffer.commit")]
+    assert sum(len(base64.b64decode(e["audio"])) // 2 for e in before_commit
+               if e["type"] == "input_audio_buffer.append") == 24_000  # re-sent after the same input it followed
+    assert types.count("response.create") == 1 and types.count("input_audio_buffer.commit") == 1
+    assert replacement.num_appended_samples == 24_000 * 3
     assert [e.event.response.get("status") for e in received(session, "response.done")] == ["completed"]
