@@ -83,3 +83,12 @@ class RawClient:
 
     def of(self, wire_type: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == wire_type]
+
+
+def voiced_speech_24k(text: str) -> np.ndarray:
+    """espeak-ng speech of ``text`` at 24 kHz, trimmed to its first and last sample above -60 dBFS."""
+    from vkit.speech import Speech
+
+    audio = Speech("espeak-ng").synthesise(text)
+    voiced = np.flatnonzero(np.abs(audio) > 1e-3)
+    return audio[voiced[0]: voiced[-1] + 1]

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from vkit.filters.turn.features import SAMPLE_RATE_HZ, filter_bank, log_mel
-from vkit.filters.vad.models import MODEL_DIR
+from vkit.filters.vad.models import cpu_session
 from vkit.units import ns_to_ms
 
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
@@ -37,14 +37,7 @@ class SmartTurnModel:
         """The shared session and the mel filters, loaded on first use (call early to keep it off a hot path)."""
         with cls._lock:
             if cls._session is None:
-                import onnxruntime
-
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = 1
-                options.inter_op_num_threads = 1
-                options.log_severity_level = 3
-                cls._session = onnxruntime.InferenceSession(str(MODEL_DIR / MODEL_FILE), options,
-                                                            providers=["CPUExecutionProvider"])
+                cls._session = cpu_session(MODEL_FILE)
         filter_bank()
         return cls._session
 

@@ -15,6 +15,17 @@ from vkit.units import float_to_pcm16_bytes, ms_to_samples, ms_to_whole_samples
 MODEL_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 
 
+def cpu_session(model_file: str):  # noqa: ANN201 - onnxruntime type
+    """An onnxruntime session on one CPU thread for a model shipped in ``vkit/models/``."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(MODEL_DIR / model_file), options, providers=["CPUExecutionProvider"])
+
+
 class SpeechModel(Protocol):
     sample_rates_hz: tuple[int, ...]  # rates the model takes; () means any
 
@@ -47,14 +58,7 @@ class SileroModel:
         """The shared onnxruntime session, loaded on first use (call it early to keep the load off a hot path)."""
         with cls._lock:
             if cls._session is None:
-                import onnxruntime
-
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = 1
-                options.inter_op_num_threads = 1
-                options.log_severity_level = 3
-                cls._session = onnxruntime.InferenceSession(str(MODEL_DIR / "silero_vad.onnx"), options,
-                                                            providers=["CPUExecutionProvider"])
+                cls._session = cpu_session("silero_vad.onnx")
             return cls._session
 
     def window_samples(self, sample_rate_hz: int) -> int:
