@@ -33,7 +33,7 @@ from vkit.speech import Speech
 def paused_speech_24k(seconds: float) -> np.ndarray:
     """Utterances with a 1 s thinking pause inside and 1.5 s between them, repeated to ``seconds``."""
     speech = Speech("espeak-ng")
-    parts = [speech.synthesise(t) for t in ("I was thinking that maybe we could", "go to the cinema tomorrow.")]
+    parts = [speech.synthesise(t) for t in ("I was thinking that maybe we could go to the", "cinema tomorrow.")]
     one = np.concatenate([parts[0], np.zeros(24_000, np.float32), parts[1], np.zeros(36_000, np.float32)])
     return np.resize(one, int(24_000 * seconds)).astype(np.float32)
 

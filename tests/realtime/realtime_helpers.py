@@ -85,6 +85,13 @@ class RawClient:
         return [e for e in self.events if e["type"] == wire_type]
 
 
+# A thinking pause that Smart Turn scores incomplete (0.01-0.11 after 100-600 ms of silence) and a completion it
+# scores complete (0.76 for the whole): wide margins, so the tests hold on any CPU (the first half alone, "... we
+# could", scored 0.33-0.81 and fell either side of 0.5 with the machine).
+INCOMPLETE = "I was thinking that maybe we could go to the"
+COMPLETE = "cinema tomorrow."
+
+
 def voiced_speech_24k(text: str) -> np.ndarray:
     """espeak-ng speech of ``text`` at 24 kHz, trimmed to its first and last sample above -60 dBFS."""
     from vkit.speech import Speech

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from realtime_helpers import voiced_speech_24k
+from realtime_helpers import COMPLETE, INCOMPLETE, voiced_speech_24k
 
 import vkit
 from vkit import sinks, sources
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def paused() -> tuple[np.ndarray, float, float]:
     """An incomplete utterance, a 1 s pause, its completion; and where each part ends (ms)."""
-    first, second = voiced_speech_24k("I was thinking that maybe we could"), voiced_speech_24k("go to the cinema tomorrow.")
+    first, second = voiced_speech_24k(INCOMPLETE), voiced_speech_24k(COMPLETE)
     gap = np.zeros(24_000, np.float32)
     audio = np.concatenate([np.zeros(12_000, np.float32), first, gap, second, np.zeros(24_000 * 5, np.float32)])
     return audio, (12_000 + first.size) / 24, (12_000 + first.size + gap.size + second.size) / 24

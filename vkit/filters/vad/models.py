@@ -15,14 +15,17 @@ from vkit.units import float_to_pcm16_bytes, ms_to_samples, ms_to_whole_samples
 MODEL_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 
 
-def cpu_session(model_file: str):  # noqa: ANN201 - onnxruntime type
-    """An onnxruntime session on one CPU thread for a model shipped in ``vkit/models/``."""
+def cpu_session(model_file: str, config: dict[str, str] | None = None):  # noqa: ANN201 - onnxruntime type
+    """An onnxruntime session on one CPU thread for a model shipped in ``vkit/models/``; ``config``: session
+    config entries (``SessionOptions.add_session_config_entry``)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
     return onnxruntime.InferenceSession(str(MODEL_DIR / model_file), options, providers=["CPUExecutionProvider"])
 
 
