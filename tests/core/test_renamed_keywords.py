@@ -11,6 +11,7 @@ from vkit.filters import VAD
 from vkit.realtime import Realtime
 from vkit.realtime.server import LocalServer, ServerOptions
 from vkit.realtime.server.cli import add_serve_parser
+from vkit.responses.local_server import CascadeServer
 
 
 def test_chunk_ms_is_frame_ms_with_a_warning_naming_it() -> None:
@@ -38,3 +39,9 @@ def test_the_old_cli_flag_is_a_hidden_alias() -> None:
     assert parser.parse_args(["serve", "--frame-ms", "60"]).frame_ms == 60
     assert parser.parse_args(["serve"]).frame_ms == 40
     assert "--frame-ms" in serve.format_help() and "--chunk-ms" not in serve.format_help()
+
+
+def test_the_cascade_servers_speech_chunk_ms_is_speech_frame_ms() -> None:
+    with pytest.warns(DeprecationWarning, match=r"CascadeServer\(speech_chunk_ms=\).*use speech_frame_ms="):
+        assert CascadeServer(speech_chunk_ms=20).speech_frame_ms == 20
+    assert CascadeServer(speech_frame_ms=60).speech_frame_ms == 60 and CascadeServer().speech_frame_ms == 40

@@ -23,6 +23,7 @@ import numpy as np
 from websockets.frames import Opcode
 from websockets.server import ServerProtocol
 
+from vkit.deprecation import renamed_keyword
 from vkit.errors import ConfigError, got
 from vkit.responses.protocol import encode_sse
 from vkit.responses.server import RequestRejected, ResponsesServerSession, RuleModel, Timed
@@ -42,23 +43,26 @@ class CascadeServer:
     """``/v1/responses`` and ``/v1/audio/speech`` on ``host:port`` (loopback by default).
 
     ``first_token_ms``/``tokens_per_s``: the rule-based model's pace. ``tls=True`` serves HTTPS/WSS with a
-    self-signed certificate made at start (``client_ssl_context()`` trusts it). ``speech_chunk_ms``: audio
-    per streamed chunk of ``/v1/audio/speech``. ``rtt_ms`` (> 0): clients reach the server through a
-    ``DelayedLink`` with that round-trip time (handshakes included); the URLs point at the link.
+    self-signed certificate made at start (``client_ssl_context()`` trusts it). ``speech_frame_ms``: audio
+    per streamed write of ``/v1/audio/speech`` (``speech_chunk_ms=``, its old name, still works for one
+    release). ``rtt_ms`` (> 0): clients reach the server through a ``DelayedLink`` with that round-trip time
+    (handshakes included); the URLs point at the link.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, first_token_ms: float = 200.0,
                  tokens_per_s: float = 50.0, tls: bool = False, tts_engine: str | None = None,
-                 speech_chunk_ms: int = 40, max_connections: int = 100, rtt_ms: float = 0.0,
-                 jitter_ms: float = 0.0) -> None:
-        if not 5 <= speech_chunk_ms <= 1000:
-            raise ConfigError(f"speech_chunk_ms must be in [5, 1000] {got(speech_chunk_ms)}")
+                 speech_frame_ms: int = 40, max_connections: int = 100, rtt_ms: float = 0.0,
+                 jitter_ms: float = 0.0, speech_chunk_ms: int | None = None) -> None:
+        speech_frame_ms = renamed_keyword("CascadeServer", "speech_chunk_ms", "speech_frame_ms", speech_chunk_ms,
+                                          speech_frame_ms)
+        if not 5 <= speech_frame_ms <= 1000:
+            raise ConfigError(f"speech_frame_ms must be in [5, 1000] {got(speech_frame_ms)}")
         self.host = host
         self.port = port
         self.model = RuleModel(first_token_ms, tokens_per_s)
         self.tls = tls
         self.tts_engine = tts_engine
-        self.speech_chunk_ms = speech_chunk_ms
+        self.speech_frame_ms = speech_frame_ms
         self.max_connections = max_connections
         self.store = ResponsesServerSession(self.model)  # responses kept across connections, as OpenAI does
         self.num_connections = 0  # accepted so far (a new HTTPS connection per turn shows here)
@@ -259,7 +263,7 @@ class _HttpConnection:
         await self._start(200, "audio/pcm" if response_format == "pcm" else "audio/wav", chunked=True)
         if response_format == "wav":
             await self._data(_wav_header(SPEECH_RATE_HZ))
-        step = 2 * ms_to_whole_samples(self.server.speech_chunk_ms, SPEECH_RATE_HZ)
+        step = 2 * ms_to_whole_samples(self.server.speech_frame_ms, SPEECH_RATE_HZ)
         for offset in range(0, len(pcm), step):
             await self._data(pcm[offset:offset + step])
         await self._end()

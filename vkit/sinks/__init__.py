@@ -8,7 +8,7 @@ from vkit.sinks.file import Wav
 from vkit.sinks.memory import Memory, Null
 from vkit.sinks.speaker import Speaker, VirtualSpeaker
 
-__all__ = ["Wav", "Memory", "Null", "Speaker", "VirtualSpeaker", "Player", "Record"]
+__all__ = ["Wav", "Memory", "Null", "Speaker", "VirtualSpeaker", "Player"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,8 +16,4 @@ def __getattr__(name: str) -> Any:
         from vkit.sinks.player import Player
 
         return Player
-    if name == "Record":
-        from vkit.recording import Recorder
-
-        return Recorder
     raise AttributeError(f"module 'vkit.sinks' has no attribute {name!r}")

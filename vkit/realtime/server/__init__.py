@@ -2,6 +2,7 @@
 
 from vkit.realtime.server.app import LocalServer
 from vkit.realtime.server.latency import PROFILES, DelayModel
+from vkit.realtime.server.options import ResponseRecord, ServerOptions
 from vkit.realtime.server.responders import (
     CascadeResponder,
     EchoResponder,
@@ -13,7 +14,7 @@ from vkit.realtime.server.responders import (
     ToolsResponder,
     Turn,
 )
-from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession
+from vkit.realtime.server.session import ServerSession
 
 __all__ = ["LocalServer", "DelayModel", "PROFILES", "EchoResponder", "ScriptedResponder", "CascadeResponder",
            "ToolsResponder", "ToolRule", "FunctionCall", "Recogniser", "Reply", "Turn", "ServerSession",

@@ -27,8 +27,10 @@ from vkit.deprecation import renamed_keyword
 from vkit.errors import ConfigError, got
 from vkit.realtime.server.connection import Connection, GuardedConnection
 from vkit.realtime.server.latency import DelayModel
+from vkit.realtime.server.options import ResponseRecord, ServerOptions
 from vkit.realtime.server.responders import Responder, ToolRule, make_responder
-from vkit.realtime.server.session import ResponseRecord, ServerOptions, ServerSession, semantic_detector
+from vkit.realtime.server.session import ServerSession
+from vkit.realtime.server.turns import semantic_detector
 from vkit.redact import install_websockets_filter
 from vkit.units import s_to_ms
 

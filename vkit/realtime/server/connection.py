@@ -17,7 +17,8 @@ from vkit.filters.turn import Verdict
 from vkit.realtime.codec import encode_event
 from vkit.realtime.protocol import error_event
 from vkit.realtime.server.responders import Responder
-from vkit.realtime.server.session import ReplyWork, ServerSession, TranscriptionWork, TurnWork
+from vkit.realtime.server.session import ServerSession
+from vkit.realtime.server.work import ReplyWork, TranscriptionWork, TurnWork
 
 log = logging.getLogger(__name__)
 

@@ -1,37 +1,34 @@
-"""The server side of one Realtime session, sans I/O.
+"""The server side of one Realtime session, sans I/O: the protocol's state machine.
 
-``ServerSession`` owns the session config, the input buffer and server VAD, the conversation, the
-responses and their pacing, validation and error shaping. It is fed client text with the time it arrived
+``ServerSession`` owns the session config, the input buffer, the conversation and the responses under way,
+validation and error shaping; it delegates turn detection to ``turns``, what it keeps to ``storage``, and each
+response's paced output to ``responses``. It is fed client text with the time it arrived
 (``receive_text(text, now_ns)``) and drained of server text (``events_to_send()``). It never waits: what
-it needs done outside (a responder's answer, a transcription) it hands out as ``take_work()``, whose
-results come back through ``reply_ready`` / ``transcription_ready``; what must happen later (a response's
-start after the injected delay, each paced audio delta, ``idle_timeout_ms``, the session's end) it exposes
-as ``next_deadline_ns()``, and the I/O layer calls ``on_deadline(now_ns)`` when that time comes. No
-sockets, no asyncio, no clock: times are given, so a session is exactly reproducible.
+it needs done outside (a responder's answer, a transcription, a turn judgement) it hands out as ``take_work()``
+(``work``), whose results come back through ``reply_ready`` / ``transcription_ready`` / ``turn_judged``; what
+must happen later (a response's start after the injected delay, each paced audio delta, ``idle_timeout_ms``,
+the session's end) it exposes as ``next_deadline_ns()``, and the I/O layer calls ``on_deadline(now_ns)`` when
+that time comes. No sockets, no asyncio, no clock: times are given, so a session is exactly reproducible.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import deque
-from collections.abc import Callable
-from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
-import soxr
 
-from vkit.deprecation import renamed_keyword
-from vkit.errors import ConfigError, got
-from vkit.filters.turn import Pause, TurnDetector, Verdict
-from vkit.frames import AudioFrame, Item, SpeechStarted, SpeechStopped, TurnEnded
+from vkit.filters.turn import Verdict
 from vkit.realtime.codec import AUDIO_FORMATS, Dialect, decode_audio, encode_audio
 from vkit.realtime.protocol import ClientEventError, ServerProtocol
 from vkit.realtime.server import validation as schema
-from vkit.realtime.server.latency import DelayModel
-from vkit.realtime.server.responders import OUTPUT_RATE_HZ, FunctionCall, Reply, Turn
-from vkit.realtime.server.usage import usage
+from vkit.realtime.server.options import ResponseRecord, ServerOptions
+from vkit.realtime.server.responders import Reply, Turn
+from vkit.realtime.server.responses import Outlet, Response
+from vkit.realtime.server.storage import Conversation, InputBuffer, StoredItem
+from vkit.realtime.server.turns import EAGERNESS_SMART_TURN, Boundary, TurnTaking, semantic_detector
+from vkit.realtime.server.work import ReplyWork, TranscriptionWork, TurnWork, Work
 from vkit.realtime.session_config import (
     default_session,
     from_beta,
@@ -44,167 +41,24 @@ from vkit.realtime.session_config import (
     transcription_session,
     turn_detection,
 )
-from vkit.stage import as_items
 from vkit.units import (
     float_to_pcm16,
     ms_to_ns,
     ms_to_samples,
-    ms_to_whole_samples,
     ns_to_ms,
     pcm16_to_float,
     s_to_ns,
     samples_to_ms,
-    samples_to_ns,
     samples_to_whole_ms,
 )
 
-__all__ = ["ServerOptions", "ServerSession", "ResponseRecord", "ReplyWork", "TranscriptionWork", "TurnWork",
-           "semantic_detector"]
+# ServerSession, and the names this module had before it was split (its options, records and work, the turn
+# detector), which callers still import from here
+__all__ = ["ServerSession", "ServerOptions", "ResponseRecord", "ReplyWork", "TranscriptionWork", "TurnWork",
+           "EAGERNESS_SMART_TURN", "semantic_detector"]
 
 log = logging.getLogger(__name__)
-_EAGERNESS_SILENCE_MS = {"low": 1200, "medium": 600, "auto": 600, "high": 250}
-#: semantic_vad with Smart Turn: eagerness -> (probability threshold, longest wait after speech ms). The waits are
-#: OpenAI's documented maximums (8 / 4 / 2 s; auto is medium). 0.5 is the model's own boundary (Pipecat's);
-#: "low" asks it for more confidence that the turn is complete before answering, "high" for less.
-EAGERNESS_SMART_TURN = {"low": (0.7, 8000), "medium": (0.5, 4000), "auto": (0.5, 4000), "high": (0.3, 2000)}
-_SEMANTIC_PAUSE_MS = 200  # Silero's silence before the detector is asked (Pipecat's VAD stop_secs with Smart Turn)
 _MIN_COMMIT_MS = 100
-
-
-def semantic_detector(name: str, eagerness: str) -> TurnDetector:
-    """The deferred turn detector a ``semantic_vad`` session runs after Silero: "smart_turn" (the model at each
-    pause, thresholds and waits from ``EAGERNESS_SMART_TURN``) or "silence" (``_EAGERNESS_SILENCE_MS``)."""
-    if name == "smart_turn":
-        threshold, max_silence_ms = EAGERNESS_SMART_TURN.get(eagerness, EAGERNESS_SMART_TURN["auto"])
-        return TurnDetector("smart_turn", threshold=threshold, max_silence_ms=max_silence_ms, defer=True)
-    if name == "silence":
-        return TurnDetector("silence", silence_ms=_EAGERNESS_SILENCE_MS.get(eagerness, 600), defer=True)
-    raise ConfigError(f"turn_detector must be 'smart_turn' or 'silence' {got(name)}")
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    """What every session of one server shares: latency injection, pacing and limits.
-
-    ``output_pace``: output streaming speed as a multiple of real time (0: as fast as possible);
-    ``frame_ms``: audio per output delta (``chunk_ms=``, its old name, still works for one release);
-    ``max_session_s``: the session's length before ``session_expired``; ``max_input_buffer_s``: uncommitted
-    input audio kept (beyond it, an append is refused with an error); ``max_retained_audio_s``: conversation
-    audio kept for retrieve, truncate and the responder, as int16 PCM (the oldest items' audio is dropped
-    beyond it, their metadata stays; 300 s is 14 MB; None keeps all); the input buffer is int16 too.
-    ``idle_reap_s``: a session with no client event and no response under way for this long is ended
-    (``session_idle`` error, close 1000), so frozen or forgotten peers give back their slot (None: never);
-    ``turn_detector``: what decides a ``semantic_vad`` turn after Silero ("smart_turn" or "silence", see
-    ``semantic_detector``); ``created_delay_ms``: how long after its trigger a response is announced
-    (``response.created``), input and commits still taken meanwhile: a slow or queued server, whose answer
-    arrives after the user's next turn has begun; ``max_bad_events``: malformed client events (unparsable,
-    binary, oversized, failing their schema) each get an error event and are skipped, and past this many
-    the session is ended (``too_many_bad_events`` error, close 1008; None: never). Events refused only for
-    the session's state (an empty commit, a second response) are not counted.
-    """
-
-    delay: DelayModel = field(default_factory=DelayModel)
-    output_pace: float = 2.0
-    frame_ms: int = 40
-    max_session_s: float = 3600.0
-    max_input_buffer_s: float = 600.0
-    max_retained_audio_s: float | None = 300.0
-    idle_reap_s: float | None = 600.0
-    turn_detector: str = "smart_turn"
-    created_delay_ms: float = 0.0
-    max_bad_events: int | None = 100
-    chunk_ms: InitVar[int | None] = None
-
-    def __post_init__(self, chunk_ms: int | None) -> None:
-        object.__setattr__(self, "frame_ms",
-                           renamed_keyword("ServerOptions", "chunk_ms", "frame_ms", chunk_ms, self.frame_ms, stacklevel=4))
-
-
-@dataclass
-class ResponseRecord:
-    """The server's own account of one response: the truth a client's measurements are checked against."""
-
-    response_id: str
-    trigger: str  # "speech_stopped", "response.create" or "idle_timeout"
-    injected_delay_ms: float = 0.0
-    processing_ms: float = 0.0
-    first_audio_after_trigger_ms: float | None = None
-    status: str = "in_progress"
-    audio_ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class ReplyWork:
-    """Ask the responder for ``turn``; give the answer to ``reply_ready(response_id, ...)``."""
-
-    response_id: str
-    turn: Turn
-
-
-@dataclass(frozen=True)
-class TranscriptionWork:
-    """Transcribe ``audio``; give the text to ``transcription_ready(item_id, ...)``."""
-
-    item_id: str
-    audio: np.ndarray
-    sample_rate_hz: int
-
-
-@dataclass(frozen=True)
-class TurnWork:
-    """Judge a ``semantic_vad`` pause (``detector.judge(pause)``, blocking); give the verdict to
-    ``turn_judged(work, verdict, ...)``."""
-
-    detector: TurnDetector
-    pause: Pause
-
-
-@dataclass
-class _Item:
-    data: dict[str, Any]
-    audio: np.ndarray | None = None  # int16 PCM at ``audio_format``'s rate (half the memory of float32)
-    audio_format: str = "pcm16"
-    transcript: str = ""
-
-
-@dataclass
-class _Buffer:
-    chunks: list[np.ndarray] = field(default_factory=list)  # int16 PCM
-    num_samples: int = 0
-    start_sample: int = 0  # position of the buffer's first sample on the appended-audio timeline
-
-    def take(self) -> np.ndarray:
-        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
-        self.start_sample += self.num_samples
-        self.chunks, self.num_samples = [], 0
-        return audio
-
-    @property
-    def end_sample(self) -> int:
-        return self.start_sample + self.num_samples
-
-
-@dataclass
-class _Response:
-    record: ResponseRecord
-    trigger_ns: int
-    in_conversation: bool
-    modalities: list[str]
-    metadata: dict[str, str]
-    overrides: dict[str, Any]
-    context: list[str]  # item ids (conversation) the answer is based on
-    requested_ns: int = 0
-    after_item: str | None = None  # the conversation's last item when it was triggered: its output goes after it
-    announced: bool = False  # response.created sent
-    steps: deque[tuple[int, Callable[[int], None]]] = field(default_factory=deque)
-    outputs: list[dict[str, Any]] = field(default_factory=list)  # output items, as last sent
-    open_item: dict[str, Any] | None = None  # the message item being streamed
-    ids: dict[str, Any] = field(default_factory=dict)
-    sent_text: str = ""
-    sent_samples: int = 0
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the answer, at the output rate
-    pcm: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))  # the same as int16, for its item
-    output_audio_ms: float = 0.0
 
 
 class ServerSession:
@@ -220,10 +74,9 @@ class ServerSession:
         if transcription:
             self.session = transcription_session(self.session)
         self.conversation_id = self.protocol.new_id("conv")
-        self.buffer = _Buffer()
-        self.items: dict[str, _Item] = {}
-        self.order: list[str] = []
-        self.responses: dict[str, _Response] = {}
+        self.buffer = InputBuffer()
+        self.conversation = Conversation(options.max_retained_audio_s)
+        self.responses: dict[str, Response] = {}
         self.records: list[ResponseRecord] = []
         self.num_errors = 0
         self.num_bad_events = 0  # malformed client events, counted against options.max_bad_events
@@ -231,16 +84,15 @@ class ServerSession:
         self.close_reason = ""
         self._last_client_ns = now_ns
         self._out: list[str] = []
-        self._work: list[ReplyWork | TranscriptionWork | TurnWork] = []
+        self._work: list[Work] = []
         self._expires_ns = now_ns + s_to_ns(options.max_session_s)
-        self._vad: Any = None
-        self._turns: TurnDetector | None = None  # semantic_vad's detector after the VAD
+        self._turn_taking: TurnTaking | None = None  # built from the turn detection config on the next append
         self._speech_item: str | None = None
         self._speech_start_ms = 0
-        self._audio_started = False
         self._idle_since: tuple[int, int] | None = (now_ns, 0)  # (time, input position) the idle clock runs from
-        self._out_of_band: dict[str, _Item] = {}  # a response's ``input`` items: answered, never in the conversation
         self.model = model
+        self._outlet = Outlet(self._emit, self.protocol.new_id, dialect, self.conversation_id, self.conversation,
+                              lambda: self.session)
         self._emit("session.created", session=self._session_view())
         if dialect == "beta":
             self._emit("conversation.created", conversation={"id": self.conversation_id,
@@ -309,7 +161,7 @@ class ServerSession:
         out, self._out = self._out, []
         return out
 
-    def take_work(self) -> list[ReplyWork | TranscriptionWork | TurnWork]:
+    def take_work(self) -> list[Work]:
         """Answers, transcriptions and turn judgements to compute outside the session (each result comes back
         by its id)."""
         work, self._work = self._work, []
@@ -362,7 +214,8 @@ class ServerSession:
         record.processing_ms = ns_to_ms(now_ns - response.requested_ns)
         record.injected_delay_ms = self.options.delay.draw_ms()
         start_ns = now_ns + ms_to_ns(record.injected_delay_ms)
-        self._plan(response, reply, start_ns)
+        response.plan(reply, start_ns, self.options.frame_ms, self.options.output_pace,
+                      lambda now: self._finish(response, "completed", None, now))
 
     def reply_failed(self, response_id: str, message: str, now_ns: int) -> None:
         """The responder raised: the response ends ``failed``."""
@@ -396,9 +249,18 @@ class ServerSession:
         return self.session.get("type") == "transcription"
 
     @property
-    def active(self) -> _Response | None:
+    def active(self) -> Response | None:
         """The response writing to the default conversation, if any."""
         return next((r for r in self.responses.values() if r.in_conversation), None)
+
+    @property
+    def items(self) -> dict[str, StoredItem]:
+        """The conversation's items by id (in ``order``)."""
+        return self.conversation.items
+
+    @property
+    def order(self) -> list[str]:
+        return self.conversation.order
 
     def _emit(self, wire_type: str, **fields: Any) -> None:
         self._out.append(self.protocol.encode(self.protocol.event(wire_type, **fields)))
@@ -418,40 +280,12 @@ class ServerSession:
     def _input_rate(self) -> int:
         return AUDIO_FORMATS[input_format_name(self.session)][0]
 
-    def _output_rate(self) -> int:
-        return AUDIO_FORMATS[output_format_name(self.session)][0]
-
     def _item_added(self, item: dict[str, Any], previous: str | None) -> None:
         if self.dialect == "beta":
             self._emit("conversation.item.created", item=item, previous_item_id=previous)
         else:
             self._emit("conversation.item.added", item=item, previous_item_id=previous)
             self._emit("conversation.item.done", item=item, previous_item_id=previous)
-
-    def _add_item(self, stored: _Item, previous: str | None = None) -> str | None:
-        """Put an item in the conversation after ``previous`` (default: last); return its predecessor."""
-        item_id = stored.data["id"]
-        index = self.order.index(previous) + 1 if previous in self.items else len(self.order)
-        before = self.order[index - 1] if index > 0 else None
-        self.order.insert(index, item_id)
-        self.items[item_id] = stored
-        self._forget_old_audio()
-        return before
-
-    def _forget_old_audio(self) -> None:
-        """Keep at most ``max_retained_audio_s`` of conversation audio, dropping the oldest items' first."""
-        budget_s = self.options.max_retained_audio_s
-        if budget_s is None:
-            return
-        for item_id in reversed(self.order):
-            stored = self.items[item_id]
-            if stored.audio is None:
-                continue
-            seconds = stored.audio.size / AUDIO_FORMATS[stored.audio_format][0]
-            if budget_s >= seconds:
-                budget_s -= seconds
-            else:
-                stored.audio, budget_s = None, 0.0
 
     # -- session ----------------------------------------------------------------------------------------
 
@@ -476,7 +310,7 @@ class ServerSession:
         if "model" in update and update["model"] != self.session.get("model"):
             update.pop("model")  # the model cannot change after connect
         voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
-        if voice is not None and self._audio_started and voice != self.session["audio"]["output"]["voice"]:
+        if voice is not None and self._outlet.audio_started and voice != self.session["audio"]["output"]["voice"]:
             raise schema.Invalid("cannot_update_voice", "session.audio.output.voice", "Cannot update a "
                                  "conversation's voice if assistant audio is present.")
         self._update(update)
@@ -489,7 +323,7 @@ class ServerSession:
         base = realtime_session(self.session, self.model) if update.get("type") == "realtime" and self.is_transcription else self.session
         merged = merge_session(base, update)
         self.session = transcription_session(merged) if merged.get("type") == "transcription" else merged
-        self._vad = self._turns = None  # rebuilt for the new turn detection on the next append
+        self._turn_taking = None  # rebuilt for the new turn detection on the next append
 
     def _on_transcription_session_update(self, event: Any, now_ns: int) -> None:
         schema.check(schema.BETA_TRANSCRIPTION_SESSION, event.session, "session")
@@ -506,51 +340,35 @@ class ServerSession:
             raise schema.Invalid("invalid_value", "audio", "Invalid 'audio': the input audio buffer would exceed "
                                  f"its limit of {self.options.max_input_buffer_s:g} s; commit or clear it first.")
         position = self.buffer.end_sample
-        self.buffer.chunks.append(float_to_pcm16(audio))
-        self.buffer.num_samples += audio.size
+        self.buffer.append(float_to_pcm16(audio))
         detection = turn_detection(self.session)
         if detection is not None and audio.size:
             self._detect(detection, audio, position, now_ns)
 
     def _detect(self, detection: dict[str, Any], audio: np.ndarray, position: int, now_ns: int) -> None:
-        """Silero on the appended audio; ``semantic_vad`` turns are then decided by a ``TurnDetector`` whose
-        pauses are judged off the event loop (``TurnWork``), ``server_vad`` turns by ``silence_duration_ms``."""
-        rate = self._input_rate()
-        if self._vad is None:
-            from vkit.filters import VAD
-
-            semantic = detection.get("type") == "semantic_vad"
-            silence_ms = (_SEMANTIC_PAUSE_MS if semantic
-                          else detection.get("silence_duration_ms") or _EAGERNESS_SILENCE_MS["auto"])
-            self._vad = VAD("silero", threshold=float(detection.get("threshold") or 0.5), min_speech_ms=100,
-                            min_silence_ms=silence_ms, speech_pad_ms=0, emit_scores=False)
-            if semantic:
-                self._turns = semantic_detector(self.options.turn_detector, detection.get("eagerness") or "auto")
-        result = self._vad.process(AudioFrame.mono(audio, rate, start_sample=position))
-        items: list[Item] = result if isinstance(result, list) else [result]
-        if self._turns is not None:
-            items = [out for item in items for out in as_items(self._turns.process(item))]
-            pause = self._turns.take_pause()
-            if pause is not None:
-                self._work.append(TurnWork(self._turns, pause))
-        self._detected(detection, items, position + audio.size, now_ns)
+        """Turn detection on the appended audio; a ``semantic_vad`` pause is judged off the event loop
+        (``TurnWork``)."""
+        if self._turn_taking is None:
+            self._turn_taking = TurnTaking(detection, self.options.turn_detector)
+        boundaries, work = self._turn_taking.process(audio, self._input_rate(), position)
+        if work is not None:
+            self._work.append(work)
+        self._detected(detection, boundaries, now_ns)
 
     def turn_judged(self, work: TurnWork, verdict: Verdict, now_ns: int) -> None:
         """The verdict on a ``semantic_vad`` pause (ignored when the session's turn detection changed since)."""
         detection = turn_detection(self.session)
-        if work.detector is not self._turns or detection is None or self.close_code is not None:
+        if self._turn_taking is None or detection is None or self.close_code is not None:
             return
-        self._detected(detection, work.detector.resolve(work.pause, verdict), self.buffer.end_sample, now_ns)
+        self._detected(detection, self._turn_taking.judged(work, verdict), now_ns)
 
-    def _detected(self, detection: dict[str, Any], items: list[Item], end_sample: int, now_ns: int) -> None:
+    def _detected(self, detection: dict[str, Any], boundaries: list[Boundary], now_ns: int) -> None:
         rate = self._input_rate()
-        for item in items:
-            if isinstance(item, SpeechStarted):
-                self._speech_started(detection, samples_to_whole_ms(item.sample, rate), now_ns)
-            elif isinstance(item, TurnEnded):
-                self._speech_stopped(detection, samples_to_whole_ms(item.decided_sample, rate), now_ns)
-            elif isinstance(item, SpeechStopped) and self._turns is None:
-                self._speech_stopped(detection, samples_to_whole_ms(end_sample, rate), now_ns)
+        for started, sample in boundaries:
+            if started:
+                self._speech_started(detection, samples_to_whole_ms(sample, rate), now_ns)
+            else:
+                self._speech_stopped(detection, samples_to_whole_ms(sample, rate), now_ns)
 
     def _speech_started(self, detection: dict[str, Any], start_ms: int, now_ns: int) -> None:
         prefix_ms = detection.get("prefix_padding_ms") or 0
@@ -581,7 +399,7 @@ class ServerSession:
         self._emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)
         item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
                 "content": [{"type": "input_audio", "transcript": None}]}
-        self._add_item(_Item(item, pcm, input_format_name(self.session)))
+        self.conversation.add(StoredItem(item, pcm, input_format_name(self.session)))
         if not self.is_transcription:
             self._item_added(item, previous)
         if self.session["audio"]["input"].get("transcription") is not None or self.is_transcription:
@@ -662,8 +480,8 @@ class ServerSession:
             if part.get("type") == "input_audio":
                 part.setdefault("transcript", None)
         pcm = float_to_pcm16(audio) if audio is not None else None
-        before = self._add_item(_Item(item, pcm, audio_format, transcript),
-                                None if previous == "root" else previous)
+        before = self.conversation.add(StoredItem(item, pcm, audio_format, transcript),
+                                       None if previous == "root" else previous)
         self._item_added(item, before if previous != "root" else None)
 
     def _check_call_id(self, call_id: str) -> None:
@@ -748,12 +566,9 @@ class ServerSession:
                     audio = _client_audio(part.pop("audio"), input_format_name(self.session),
                                           f"response.input[{index}].content.audio")
             pcm = float_to_pcm16(audio) if audio is not None else None
-            self._out_of_band[item["id"]] = _Item(item, pcm, input_format_name(self.session))
+            self.conversation.out_of_band[item["id"]] = StoredItem(item, pcm, input_format_name(self.session))
             ids.append(item["id"])
         return ids
-
-    def _lookup(self, item_id: str) -> _Item | None:
-        return self.items.get(item_id) or self._out_of_band.get(item_id)
 
     def _on_response_cancel(self, event: Any, now_ns: int) -> None:
         response = self.responses.get(event.response_id) if event.response_id else self.active
@@ -769,22 +584,22 @@ class ServerSession:
         else:
             modalities = list(overrides.get("output_modalities") or self.session.get("output_modalities") or ["audio"])
         metadata = {**(overrides.get("metadata") or {}), "vkit_trigger": trigger}
-        response = _Response(record, now_ns, overrides.get("conversation", "auto") != "none", modalities, metadata,
-                             overrides, context if context is not None else list(self.order), requested_ns=now_ns,
-                             after_item=self.order[-1] if self.order else None)
+        response = Response(self._outlet, record, now_ns, overrides.get("conversation", "auto") != "none", modalities,
+                            metadata, overrides, context if context is not None else list(self.order),
+                            requested_ns=now_ns, after_item=self.order[-1] if self.order else None)
         self.responses[record.response_id] = response
         self.records.append(record)
-        turn = self._turn(response, audio)
+        turn = response.turn(audio)
         delay_ns = ms_to_ns(self.options.created_delay_ms)
         if delay_ns > 0:
             response.steps.append((now_ns + delay_ns, lambda now: self._announce(response, turn, now)))
         else:
             self._announce(response, turn, now_ns)
 
-    def _announce(self, response: _Response, turn: Turn | None, now_ns: int) -> None:
+    def _announce(self, response: Response, turn: Turn | None, now_ns: int) -> None:
         """``response.created``, then the answer is asked for (None: the response ended before its answer)."""
         response.announced = True
-        self._emit("response.created", response=self._response_object(response, "in_progress"))
+        self._emit("response.created", response=response.wire("in_progress"))
         self._emit("rate_limits.updated", rate_limits=[
             {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
             {"name": "tokens", "limit": 40000, "remaining": 39000, "reset_seconds": 1.5}])
@@ -792,214 +607,7 @@ class ServerSession:
             response.requested_ns = now_ns  # the responder's processing counts from here
             self._work.append(ReplyWork(response.record.response_id, turn))
 
-    def _turn(self, response: _Response, audio: np.ndarray | None) -> Turn:
-        rate = self._input_rate()
-        transcript = None
-        latest_audio = None  # the latest user audio in the context, unless the trigger gave the speech itself
-        items = []
-        for item_id in response.context:
-            stored = self._lookup(item_id)
-            if stored is None:
-                continue
-            items.append(stored.data)
-            if stored.data.get("role") == "user":
-                texts = [p.get("text", "") for p in stored.data.get("content", []) if p.get("type") == "input_text"]
-                transcript = " ".join(texts) if texts else (stored.transcript or None)
-                usable = stored.audio is not None and stored.audio_format == input_format_name(self.session)
-                latest_audio = pcm16_to_float(stored.audio) if usable else None
-        overrides = response.overrides
-        audio = audio if audio is not None else latest_audio
-        return Turn(audio=audio if audio is not None else np.zeros(0, np.float32), sample_rate_hz=rate,
-                    transcript=transcript, items=items, tools=overrides.get("tools", self.session.get("tools") or []),
-                    tool_choice=overrides.get("tool_choice", self.session.get("tool_choice", "auto")),
-                    output_modalities=response.modalities,
-                    instructions=overrides.get("instructions", self.session.get("instructions") or ""))
-
-    def _response_object(self, response: _Response, status: str, reason: str | None = None,
-                         usage_: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
-        record = response.record
-        audio_out = self.session["audio"]["output"]
-        override_audio = (response.overrides.get("audio") or {}).get("output") or {}
-        details = None
-        if status not in ("in_progress", "completed"):
-            details = {"type": status, **({"reason": reason} if reason else {}), **({"error": error} if error else {})}
-        metadata = dict(response.metadata)
-        if status != "in_progress":
-            metadata.update({
-                "vkit_injected_delay_ms": f"{record.injected_delay_ms:.3f}",
-                "vkit_processing_ms": f"{record.processing_ms:.3f}",
-                "vkit_first_audio_after_trigger_ms": "" if record.first_audio_after_trigger_ms is None
-                else f"{record.first_audio_after_trigger_ms:.3f}"})
-        out: dict[str, Any] = {
-            "id": record.response_id, "object": "realtime.response", "status": status, "status_details": details,
-            "output": response.outputs if status != "in_progress" else [],
-            "conversation_id": self.conversation_id if response.in_conversation else None,
-            "output_modalities": response.modalities,
-            "audio": {"output": {"format": override_audio.get("format", audio_out["format"]),
-                                 "voice": override_audio.get("voice", audio_out["voice"])}},
-            "max_output_tokens": response.overrides.get("max_output_tokens", self.session.get("max_output_tokens", "inf")),
-            "metadata": metadata, "usage": usage_,
-        }
-        if self.dialect == "beta":
-            del out["output_modalities"], out["audio"]
-            out.update({"modalities": ["text", "audio"] if "audio" in response.modalities else ["text"],
-                        "voice": audio_out["voice"], "output_audio_format": output_format_name(self.session),
-                        "temperature": 0.8})
-        return out
-
-    # -- a response's output: planned on the answer's arrival, then paced by deadlines ----------------------
-
-    def _plan(self, response: _Response, reply: Reply, start_ns: int) -> None:
-        steps = response.steps
-        audio_wanted = "audio" in response.modalities
-        text = reply.transcript
-        has_message = bool(text) or (audio_wanted and reply.audio.size > 0) or not reply.calls
-        output_index = 0
-        if has_message:
-            steps.append((start_ns, lambda now: self._open_message(response, now)))
-            if audio_wanted:
-                rate = self._output_rate()
-                audio = reply.audio if rate == OUTPUT_RATE_HZ or not reply.audio.size else soxr.resample(
-                    reply.audio, OUTPUT_RATE_HZ, rate).astype(np.float32)
-                response.audio, response.pcm = audio, float_to_pcm16(audio)
-                chunk = max(1, ms_to_whole_samples(self.options.frame_ms, rate))
-                num_chunks = -(-audio.size // chunk)
-                words = text.split()
-                pace = self.options.output_pace
-                for index in range(max(num_chunks, 1 if words else 0)):
-                    piece = audio[index * chunk : (index + 1) * chunk]
-                    share = words[index * len(words) // max(num_chunks, 1) : (index + 1) * len(words) // max(num_chunks, 1)]
-                    due = start_ns + (samples_to_ns(index * chunk / pace, rate) if pace > 0 else 0)
-                    steps.append((due, lambda now, p=piece, s=share: self._audio_step(response, p, s, now)))
-                end_ns = start_ns + (samples_to_ns(audio.size / pace, rate) if pace > 0 else 0)
-                steps.append((end_ns, lambda now: self._close_message(response, now)))
-            else:
-                steps.append((start_ns, lambda now: self._text_step(response, text, now)))
-                steps.append((start_ns, lambda now: self._close_message(response, now)))
-            output_index = 1
-        last_ns = steps[-1][0] if steps else start_ns
-        for offset, call in enumerate(reply.calls):
-            steps.append((last_ns, lambda now, c=call, i=output_index + offset: self._function_call(response, c, i)))
-        steps.append((last_ns, lambda now: self._finish(response, "completed", None, now)))
-
-    def _open_message(self, response: _Response, now_ns: int) -> None:
-        item_id = self.protocol.new_id("item")
-        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant",
-                "status": "in_progress", "content": []}
-        response.open_item = item
-        response.ids = {"response_id": response.record.response_id, "item_id": item_id, "output_index": 0,
-                        "content_index": 0}
-        self._emit("response.output_item.added", response_id=response.record.response_id, output_index=0, item=item)
-        if response.in_conversation:
-            before = self._add_item(_Item(item, np.zeros(0, np.int16), output_format_name(self.session)),
-                                    self._answered_item(response))
-            if self.dialect == "beta":
-                self._emit("conversation.item.created", item=item, previous_item_id=before)
-            else:
-                self._emit("conversation.item.added", item=item, previous_item_id=before)
-        audio = "audio" in response.modalities
-        part = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
-        self._emit("response.content_part.added", **response.ids, part=part)
-
-    def _audio_step(self, response: _Response, piece: np.ndarray, words: list[str], now_ns: int) -> None:
-        if words:
-            delta = (" " if response.sent_text else "") + " ".join(words)
-            response.sent_text += delta
-            self._emit("response.output_audio_transcript.delta", **response.ids, delta=delta)
-        if piece.size:
-            if not response.sent_samples:
-                response.record.first_audio_after_trigger_ms = ns_to_ms(now_ns - response.trigger_ns)
-            self._audio_started = True
-            self._emit("response.output_audio.delta", **response.ids,
-                       delta=encode_audio(piece, output_format_name(self.session)))
-            response.sent_samples += piece.size
-            stored = self.items.get(response.ids["item_id"])
-            if stored is not None:
-                stored.audio = response.pcm[: response.sent_samples]  # what was sent so far (a view)
-
-    def _text_step(self, response: _Response, text: str, now_ns: int) -> None:
-        words = text.split(" ")
-        for index, word in enumerate(words if text else []):
-            delta = word if index == 0 else " " + word
-            response.sent_text += delta
-            self._emit("response.output_text.delta", **response.ids, delta=delta)
-
-    def _close_message(self, response: _Response, now_ns: int) -> None:
-        item = response.open_item
-        if item is None:
-            return
-        response.open_item = None
-        self._close_item(response, item, "completed")
-
-    def _close_item(self, response: _Response, item: dict[str, Any], status: str) -> None:
-        ids, text = response.ids, response.sent_text
-        audio = "audio" in response.modalities
-        beta = self.dialect == "beta"
-        if audio:
-            kind = "audio" if beta else "output_audio"
-            content = [{"type": kind, "transcript": text}]
-            self._emit("response.output_audio.done", **ids)
-            self._emit("response.output_audio_transcript.done", **ids, transcript=text)
-            self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": text})
-        else:
-            kind = "text" if beta else "output_text"
-            content = [{"type": kind, "text": text}]
-            self._emit("response.output_text.done", **ids, text=text)
-            self._emit("response.content_part.done", **ids, part={"type": "text", "text": text})
-        done = {**item, "status": status, "content": content}
-        rate = self._output_rate()
-        response.output_audio_ms = samples_to_ms(response.sent_samples, rate)
-        stored = self.items.get(item["id"])
-        if stored is not None:
-            stored.data, stored.transcript = done, text
-            if stored.audio is not None and stored.audio.base is not None:
-                stored.audio = stored.audio.copy()  # what was sent, not a view holding the whole answer
-            self._forget_old_audio()  # its audio grew as it streamed
-        response.outputs.append(done)
-        self._emit("response.output_item.done", response_id=response.record.response_id, output_index=0, item=done)
-        if response.in_conversation and not beta and stored is not None:
-            self._emit("conversation.item.done", item=done)
-
-    def _function_call(self, response: _Response, call: FunctionCall, output_index: int) -> None:
-        item_id, call_id = self.protocol.new_id("item"), self.protocol.new_id("call")
-        item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
-                "name": call.name, "call_id": call_id, "arguments": ""}
-        rid = response.record.response_id
-        self._emit("response.output_item.added", response_id=rid, output_index=output_index, item=item)
-        before = None
-        if response.in_conversation:
-            before = self._add_item(_Item(item), self._answered_item(response))
-            self._item_added_start(item, before)
-        ids = {"response_id": rid, "item_id": item_id, "output_index": output_index, "call_id": call_id}
-        self._emit("response.function_call_arguments.delta", **ids, delta=call.arguments)
-        named = {"name": call.name} if self.dialect == "ga" else {}  # beta's event has no name
-        self._emit("response.function_call_arguments.done", **ids, arguments=call.arguments, **named)
-        done = {**item, "status": "completed", "arguments": call.arguments}
-        if response.in_conversation:
-            self.items[item_id].data = done
-        response.outputs.append(done)
-        self._emit("response.output_item.done", response_id=rid, output_index=output_index, item=done)
-        if response.in_conversation and self.dialect == "ga":
-            self._emit("conversation.item.done", item=done)
-
-    def _answered_item(self, response: _Response) -> str | None:
-        """Where a response's next output item goes: after its own last output, else after the item that was
-        last when it was triggered (so an answer follows what it answers, though the user spoke meanwhile);
-        None: at the end."""
-        own = [o["id"] for o in response.outputs if o.get("id") in self.items]
-        if response.open_item is not None and response.open_item["id"] in self.items:
-            own.append(response.open_item["id"])
-        if own:
-            return max(own, key=self.order.index)
-        return response.after_item if response.after_item in self.items else None
-
-    def _item_added_start(self, item: dict[str, Any], before: str | None) -> None:
-        if self.dialect == "beta":
-            self._emit("conversation.item.created", item=item, previous_item_id=before)
-        else:
-            self._emit("conversation.item.added", item=item, previous_item_id=before)
-
-    def _finish(self, response: _Response, status: str, reason: str | None, now_ns: int,
+    def _finish(self, response: Response, status: str, reason: str | None, now_ns: int,
                 error: dict[str, Any] | None = None) -> None:
         """End a response: close its open item (incomplete unless completed) and send ``response.done``."""
         rid = response.record.response_id
@@ -1008,26 +616,17 @@ class ServerSession:
         response.steps.clear()
         if not response.announced:  # ended before it was announced: announced now, so that it can end
             self._announce(response, None, now_ns)
-        item = response.open_item
-        if item is not None:
-            response.open_item = None
-            self._close_item(response, item, "completed" if status == "completed" else "incomplete")
+        response.close_message("completed" if status == "completed" else "incomplete")
         del self.responses[rid]
         response.record.status = status
         response.record.audio_ms = response.output_audio_ms
-        context = [i for i in (self._lookup(x) for x in response.context) if i is not None]
-        counted = usage(context, response.outputs, response.output_audio_ms,
-                        response.overrides.get("instructions", self.session.get("instructions") or ""))
-        if self.dialect == "beta":  # beta's usage has no image or cached-detail counts
-            details = counted["input_token_details"]
-            del details["image_tokens"], details["cached_tokens_details"]
-        self._emit("response.done", response=self._response_object(response, status, reason, counted, error))
+        self._emit("response.done", response=response.wire(status, reason, response.usage(), error))
         if response.in_conversation:
             playback_ns = response.trigger_ns + ms_to_ns((response.record.first_audio_after_trigger_ms or 0)
                                                          + response.output_audio_ms)
             self._idle_since = (max(now_ns, playback_ns), self.buffer.end_sample)
         for item_id in response.context:
-            self._out_of_band.pop(item_id, None)
+            self.conversation.out_of_band.pop(item_id, None)
 
 
 def _client_audio(text: Any, audio_format: str, param: str) -> np.ndarray:
