@@ -4,10 +4,14 @@ Part 1: N concurrent sessions stream real-time 24 kHz speech (20 ms appends) ove
 server in its own process (server VAD on, so every turn is detected and answered). Reported: the server's
 event-loop lag (p50/p99 of a 10 ms sleep probe), its CPU use, and its memory per session.
 Part 2: CPU time per 20 ms frame of the vkit Realtime stage vs a bare websockets loop making the same
-appends (base64 PCM16 in JSON), against the same server: flat out, then with real-time callers.
+appends (base64 PCM16 in JSON): flat out against a server that only reads (the client's own cost), then
+with real-time callers against the local server.
 
     python bench/server_load.py [--sessions 10 25 50] [--seconds 10] [--client-frames 5000] [--client-rounds 3]
-                                [--client-only] [--paced-callers 20] [--paced-seconds 10]
+                                [--client-only] [--paced-callers 20] [--paced-seconds 10] [--instructions]
+
+``--instructions`` also counts the client's instructions per frame under valgrind: CPU time on a shared
+machine varies by 2x from run to run, an instruction count does not.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -49,14 +58,35 @@ def serve(port_queue: multiprocessing.Queue, stop: multiprocessing.Event, stats_
     asyncio.run(serve_until_stopped())
 
 
-class ServerProcess:
-    """The local server in a process of its own, so its CPU and lag are measured apart from the clients."""
+def discard(port_queue: multiprocessing.Queue, stop: multiprocessing.Event, stats_queue: multiprocessing.Queue) -> None:
+    """A WebSocket server that reads every message and throws it away: it keeps up with any client, so a
+    client sending flat out never waits on the server's own work (the local server decodes and stores each
+    append, and how a throttled client waits changed its CPU per frame by 2x)."""
+    from websockets.asyncio.server import serve as ws_serve
 
-    def __init__(self) -> None:
+    async def handler(ws) -> None:  # noqa: ANN001
+        async for _ in ws:
+            pass
+
+    async def serve_until_stopped() -> None:
+        async with ws_serve(handler, "127.0.0.1", 0, max_size=None, compression=None) as server:
+            port_queue.put(server.sockets[0].getsockname()[1])
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+        stats_queue.put({})
+
+    asyncio.run(serve_until_stopped())
+
+
+class ServerProcess:
+    """The local server (or ``target``) in a process of its own, so its CPU and lag are measured apart from
+    the clients."""
+
+    def __init__(self, target=serve) -> None:  # noqa: ANN001
         self.ports: multiprocessing.Queue = multiprocessing.Queue()
         self.stats: multiprocessing.Queue = multiprocessing.Queue()
         self.stop = multiprocessing.Event()
-        self.process = multiprocessing.Process(target=serve, args=(self.ports, self.stop, self.stats), daemon=True)
+        self.process = multiprocessing.Process(target=target, args=(self.ports, self.stop, self.stats), daemon=True)
         self.process.start()
         self.port = self.ports.get(timeout=30)
         self.url = f"ws://127.0.0.1:{self.port}/v1/realtime"
@@ -114,45 +144,82 @@ def load_run(num_sessions: int, seconds: float) -> dict:
             "rss_per_session_mb": (rss_peak - rss_before) / num_sessions / 1e6, "events": sum(received)}
 
 
+def vkit_client(url: str, frames: int) -> None:
+    """One vkit graph streaming ``frames`` 20 ms frames through a Realtime stage (manual turns)."""
+    audio = speech_24k(frames * 0.02)
+    stage = Realtime(url, turn_detection="manual", frame_ms=20, barge_in=False)
+    vkit.run(sources.Array(audio, 24_000, frame_ms=20, progress=False) | stage | sinks.Null())
+
+
+def bare_client(url: str, frames: int) -> None:
+    """The same appends from a bare websockets loop."""
+    audio = speech_24k(frames * 0.02)
+
+    async def bare() -> None:
+        async with connect(url, max_size=None) as ws:
+            await ws.send(json.dumps({"type": "session.update", "session": {
+                "type": "realtime", "audio": {"input": {"turn_detection": None}}}}))
+            for start in range(0, audio.size, 480):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": encode_audio(audio[start : start + 480])}))
+
+    asyncio.run(bare())
+
+
+CLIENTS = {"vkit": vkit_client, "bare": bare_client}
+
+
+def per_frame(cost: dict[tuple[str, int], float], name: str, many: int, few: int) -> float:
+    """Cost per frame: the difference between a long and a short run, free of start-up and connection costs."""
+    return (cost[name, many] - cost[name, few]) / (many - few)
+
+
 def client_cost(num_frames: int = 3000, rounds: int = 3) -> tuple[float, float]:
     """CPU microseconds per 20 ms frame: vkit's Realtime stage vs a bare websockets loop.
 
-    Each runs with ``num_frames`` and with a tenth of that; the difference divided by the difference in
-    frames is the per-frame cost, free of start-up and connection costs. ``rounds`` interleaved rounds,
-    the least of each kept."""
-    server = ServerProcess()
-
-    def vkit_cpu(frames: int) -> float:
-        audio = speech_24k(frames * 0.02)
-        stage = Realtime(server.url, turn_detection="manual", frame_ms=20, barge_in=False)
-        cpu = time.process_time()
-        vkit.run(sources.Array(audio, 24_000, frame_ms=20, progress=False) | stage | sinks.Null())
-        return time.process_time() - cpu
-
-    def bare_cpu(frames: int) -> float:
-        audio = speech_24k(frames * 0.02)
-
-        async def bare() -> None:
-            async with connect(server.url, max_size=None) as ws:
-                await ws.send(json.dumps({"type": "session.update", "session": {
-                    "type": "realtime", "audio": {"input": {"turn_detection": None}}}}))
-                for start in range(0, audio.size, 480):
-                    await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                              "audio": encode_audio(audio[start : start + 480])}))
-
-        cpu = time.process_time()
-        asyncio.run(bare())
-        return time.process_time() - cpu
-
+    Each runs ``num_frames`` and a tenth of that, in ``rounds`` interleaved rounds; the least CPU time of
+    each run length is kept (other work on the machine only adds time) before the two are subtracted.
+    The server only reads (``discard``), so this is the client's own cost."""
+    server = ServerProcess(discard)
+    few = num_frames // 10
+    cost: dict[tuple[str, int], float] = {}
     try:
-        few = num_frames // 10
-        vkit_us, bare_us = [], []
-        for _ in range(rounds):  # interleaved, the least of each: other work on the machine only adds time
-            vkit_us.append((vkit_cpu(num_frames) - vkit_cpu(few)) / (num_frames - few) * 1e6)
-            bare_us.append((bare_cpu(num_frames) - bare_cpu(few)) / (num_frames - few) * 1e6)
+        for _ in range(rounds):
+            for frames in (num_frames, few):
+                for name, client in CLIENTS.items():
+                    cpu = time.process_time()
+                    client(server.url, frames)
+                    cost[name, frames] = min(cost.get((name, frames), float("inf")), time.process_time() - cpu)
     finally:
         server.finish()
-    return min(vkit_us), min(bare_us)
+    return per_frame(cost, "vkit", num_frames, few) * 1e6, per_frame(cost, "bare", num_frames, few) * 1e6
+
+
+def client_instructions(num_frames: int = 1500) -> tuple[float, float]:
+    """Instructions per 20 ms frame, counted by valgrind's callgrind on the client process alone (the server
+    runs natively in its own process): the same on a busy machine as on a quiet one."""
+    server = ServerProcess(discard)
+    few = num_frames // 5
+    cost: dict[tuple[str, int], float] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in CLIENTS:
+                for frames in (num_frames, few):
+                    out = Path(tmp) / f"{name}.{frames}"
+                    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                                    __file__, "--client-worker", name, str(frames), server.url],
+                                   check=True, capture_output=True)
+                    cost[name, frames] = _callgrind_total(out)
+    finally:
+        server.finish()
+    return per_frame(cost, "vkit", num_frames, few), per_frame(cost, "bare", num_frames, few)
+
+
+def _callgrind_total(path: Path) -> float:
+    for line in path.read_text().splitlines():
+        if line.startswith("summary:") or line.startswith("totals:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
 
 
 def paced_client_cost(num_callers: int = 20, seconds: float = 10.0) -> tuple[float, float]:
@@ -210,7 +277,14 @@ def main() -> None:
     parser.add_argument("--client-only", action="store_true", help="only part 2, the client's cost per frame")
     parser.add_argument("--paced-callers", type=int, default=20, help="part 2 again with real-time callers (0: skip)")
     parser.add_argument("--paced-seconds", type=float, default=10.0)
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the client's instructions per frame under valgrind (deterministic)")
+    parser.add_argument("--client-worker", nargs=3, metavar=("CLIENT", "FRAMES", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client_worker:  # one client run, under valgrind (see client_instructions)
+        name, frames, url = args.client_worker
+        CLIENTS[name](url, int(frames))
+        return
     print(f"python {platform.python_version()}  vkit {vkit.__version__}  cores {os.cpu_count()}  "
           f"{args.seconds:g} s of real-time speech per session, echo responder, server VAD on")
     if not args.client_only:
@@ -224,7 +298,14 @@ def main() -> None:
     vkit_us, bare_us = client_cost(args.client_frames, args.client_rounds)
     print()
     print(f"client CPU per 20 ms frame: vkit Realtime stage {vkit_us:.1f} us, bare websockets loop {bare_us:.1f} us "
-          f"({vkit_us / bare_us:.2f}x)")
+          f"({vkit_us / bare_us:.2f}x; least CPU time of {args.client_rounds} interleaved rounds)")
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            print("instructions: valgrind not found (Debian: apt-get install valgrind)")
+        else:
+            vkit_ir, bare_ir = client_instructions()
+            print(f"client instructions per 20 ms frame (callgrind): vkit {vkit_ir:,.0f}, bare {bare_ir:,.0f} "
+                  f"({vkit_ir / bare_ir:.2f}x)")
     if args.paced_callers:
         vkit_us, bare_us = paced_client_cost(args.paced_callers, args.paced_seconds)
         print(f"the same with {args.paced_callers} real-time callers in one process: vkit {vkit_us:.1f} us, "

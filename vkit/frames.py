@@ -39,7 +39,11 @@ __all__ = [
 
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+_FLOAT32 = np.dtype(np.float32)
+_set = object.__setattr__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, init=False)
 class AudioFrame:
     """One block of audio: float32 samples shaped ``(num_channels, num_samples)``.
 
@@ -53,15 +57,22 @@ class AudioFrame:
     stream: str = "input"
     t_ns: int = 0
 
-    def __post_init__(self) -> None:
-        samples = self.samples
+    def __init__(self, *, samples: np.ndarray, sample_rate_hz: int, start_sample: int = 0, stream: str = "input",
+                 t_ns: int = 0) -> None:
+        # written out: a frame is made several times per 20 ms block, and the generated frozen __init__ with
+        # __post_init__ cost about twice as much
         if not isinstance(samples, np.ndarray) or samples.ndim != 2:
             shape = getattr(samples, "shape", type(samples).__name__)
             raise AudioInputError(f"samples must be a 2-D array (num_channels, num_samples) {got(shape)}")
-        if samples.dtype != np.float32:
-            object.__setattr__(self, "samples", samples.astype(np.float32))
-        if self.sample_rate_hz <= 0:
-            raise AudioInputError(f"sample_rate_hz must be positive {got(self.sample_rate_hz)}")
+        if samples.dtype is not _FLOAT32:
+            samples = samples.astype(np.float32)
+        if sample_rate_hz <= 0:
+            raise AudioInputError(f"sample_rate_hz must be positive {got(sample_rate_hz)}")
+        _set(self, "samples", samples)
+        _set(self, "sample_rate_hz", sample_rate_hz)
+        _set(self, "start_sample", start_sample)
+        _set(self, "stream", stream)
+        _set(self, "t_ns", t_ns)
 
     @classmethod
     def mono(cls, samples: np.ndarray, sample_rate_hz: int, **kwargs: Any) -> AudioFrame:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class StageStats:
     """Per-stage counters and the last ``capacity`` processing times and queue waits (ns)."""
 
-    __slots__ = ("name", "kind", "latency_ms", "num_items", "total_processing_ns", "_processing", "_waits",
+    __slots__ = ("name", "kind", "latency_ms", "num_items", "total_processing_ns", "_processing", "_capacity", "_waits",
                  "_num_waits", "channel")
 
     def __init__(self, name: str, kind: str, latency_ms: float | None = None, capacity: int = 4096) -> None:
@@ -38,27 +38,36 @@ class StageStats:
         self.latency_ms = latency_ms
         self.num_items = 0
         self.total_processing_ns = 0
-        self._processing = np.zeros(capacity, np.int64)
-        self._waits = np.zeros(capacity, np.int64)
+        self._processing: list[int] = []  # a ring once full: a list append costs less than a numpy store per frame
+        self._capacity = capacity
+        self._waits: list[int] = []
         self._num_waits = 0
         self.channel: Any = None
 
     def add_processing(self, duration_ns: int) -> None:
-        self._processing[self.num_items % self._processing.shape[0]] = duration_ns
+        processing = self._processing
+        if len(processing) < self._capacity:
+            processing.append(duration_ns)
+        else:
+            processing[self.num_items % self._capacity] = duration_ns
         self.num_items += 1
         self.total_processing_ns += duration_ns
 
     def add_wait(self, duration_ns: int) -> None:
-        self._waits[self._num_waits % self._waits.shape[0]] = duration_ns
+        waits = self._waits
+        if len(waits) < self._capacity:
+            waits.append(duration_ns)
+        else:
+            waits[self._num_waits % self._capacity] = duration_ns
         self._num_waits += 1
 
     @property
     def processing_ns(self) -> np.ndarray:
-        return self._processing[: min(self.num_items, self._processing.shape[0])].copy()
+        return np.array(self._processing, np.int64)
 
     @property
     def queue_wait_ns(self) -> np.ndarray:
-        return self._waits[: min(self._num_waits, self._waits.shape[0])].copy()
+        return np.array(self._waits, np.int64)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -69,7 +69,10 @@ class Resample(Filter):
             out = self._engine.process(frame.samples)
         else:
             assert self._engine is not None
-            out = self._engine.resample_chunk(np.ascontiguousarray(frame.samples.T)).T
+            if frame.samples.shape[0] == 1:  # mono: soxr's 1-D call, no transposed copies
+                out = self._engine.resample_chunk(np.ascontiguousarray(frame.samples[0])).reshape(1, -1)
+            else:
+                out = self._engine.resample_chunk(np.ascontiguousarray(frame.samples.T)).T
         return self._emit(frame, out)
 
     def flush(self) -> list[AudioFrame]:

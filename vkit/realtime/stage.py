@@ -250,6 +250,8 @@ class _Session:
         self.websocket: ClientConnection | None = None
         self.pending: list[np.ndarray] = []
         self.num_pending = 0
+        self.frame_samples = ms_to_whole_samples(stage.frame_ms, WIRE_RATE_HZ)  # input is sent in blocks of this
+        self.outage_buffer_samples = ms_to_whole_samples(stage.outage_buffer_ms, WIRE_RATE_HZ)
         self.resampler: Any = None
         self.output_position = 0
         self.played_items: deque[_PlayedItem] = deque(maxlen=NUM_PLAYED_ITEMS)
@@ -534,7 +536,7 @@ class _Session:
             return False
         self.unacked.append((self.num_sent_samples, audio))
         self.num_sent_samples += audio.size
-        limit = ms_to_whole_samples(self.stage.outage_buffer_ms, WIRE_RATE_HZ)
+        limit = self.outage_buffer_samples
         while self.unacked and self.num_sent_samples - _end(self.unacked[0]) >= limit:
             self.unacked.popleft()  # older than the limit: if this connection drops, counted as dropped then
         return True
@@ -661,7 +663,7 @@ class _Session:
         mono = samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
         self.pending.append(mono)
         self.num_pending += mono.size
-        if self.num_pending >= ms_to_whole_samples(self.stage.frame_ms, WIRE_RATE_HZ):
+        if self.num_pending >= self.frame_samples:
             await self._flush_audio()
 
     async def _flush_audio(self) -> None:
@@ -680,7 +682,7 @@ class _Session:
 
     def _trim_outage(self) -> None:
         """Drop the oldest audio kept for the next connection beyond ``outage_buffer_ms``, counted; events stay."""
-        limit = ms_to_whole_samples(self.stage.outage_buffer_ms, WIRE_RATE_HZ)
+        limit = self.outage_buffer_samples
         while self.num_outage_samples > limit:
             index = next(i for i, item in enumerate(self.outage) if isinstance(item, np.ndarray))
             dropped = self.outage[index]

@@ -46,9 +46,10 @@ class File(PacedSource):
         return samples_to_ms(self.num_samples, self.format.sample_rate_hz)
 
     def _blocks(self, num_samples: int) -> Iterator[np.ndarray]:
+        mono = self.format.num_channels == 1
         try:
-            for block in sf.blocks(self.path, blocksize=num_samples, dtype="float32", always_2d=True):
-                yield np.ascontiguousarray(block.T)
+            for block in sf.blocks(self.path, blocksize=num_samples, dtype="float32", always_2d=not mono):
+                yield block.reshape(1, -1) if mono else np.ascontiguousarray(block.T)  # mono: a view, no copy
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioInputError(f"audio file is corrupt past its header ({_reason(exc)}) {got(self.path)}") from exc
 
