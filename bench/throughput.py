@@ -2,7 +2,11 @@
 of audio, through vkit's graph and through a bare loop calling the same libraries directly, at the same
 block size (20 ms, the live frame size, and 100 ms, a usual offline block).
 
-    python bench/throughput.py [--minutes 10] [--repeats 5] [--frame-ms 20 100]
+    python bench/throughput.py [--minutes 10] [--repeats 5] [--frame-ms 20 100] [--instructions]
+
+``--instructions`` also counts instructions per 20 ms frame of each under valgrind's callgrind (a run of 36 s
+of audio minus one of 12 s, so start-up cancels): on a shared VM wall time moves by 20 % between runs of
+the same code, an instruction count does not.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import argparse
 import math
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,12 +79,41 @@ def bare_seconds(path: Path, frame_ms: int) -> float:
     return time.perf_counter() - started
 
 
+RUNS = {"bare": bare_seconds, "graph": graph_seconds}
+
+
+def instructions_per_frame(frame_ms: int = 20, seconds: tuple[float, float] = (12.0, 36.0)) -> dict[str, float]:
+    """Instructions per frame of the bare loop and of the graph, counted by callgrind on two lengths of audio."""
+    counts: dict[tuple[str, float], float] = {}
+    frames: dict[float, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for length in seconds:
+            folder = Path(tmp) / f"{length:g}"
+            folder.mkdir()
+            path = make_input(length / 60, folder)
+            frames[length] = sf.info(str(path)).frames / (48 * frame_ms)
+            for name in RUNS:
+                out = Path(tmp) / f"{name}.{length:g}.out"
+                subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+                                "--worker", name, str(path), str(frame_ms)], check=True, capture_output=True)
+                counts[name, length] = next(float(line.split()[1]) for line in out.read_text().splitlines()
+                                            if line.startswith(("summary:", "totals:")))
+    short, long = seconds
+    return {name: (counts[name, long] - counts[name, short]) / (frames[long] - frames[short]) for name in RUNS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frame-ms", type=int, nargs="+", default=[20, 100])
+    parser.add_argument("--instructions", action="store_true", help="also count instructions per frame (valgrind)")
+    parser.add_argument("--worker", nargs=3, metavar=("RUN", "PATH", "FRAME_MS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:  # one run under valgrind (instructions_per_frame)
+        name, path, frame_ms = args.worker
+        RUNS[name](Path(path), int(frame_ms))
+        return
     print(f"python {platform.python_version()}  vkit {vkit.__version__}  soxr {soxr.__version__}  "
           f"onnxruntime {onnxruntime.__version__}  cores {os.cpu_count()}  audio {args.minutes:g} min at 48 kHz  "
           f"best of {args.repeats}")
@@ -94,6 +129,10 @@ def main() -> None:
                 graph = min(graph, graph_seconds(path, frame_ms))
             print(f"{frame_ms:6d}ms{bare:13.2f}{audio_s / bare:13.0f}{graph:14.2f}{audio_s / graph:13.0f}{bare / graph:11.0%}")
     print("\ntarget: the graph reaches at least 90% of the bare loop's throughput")
+    if args.instructions:
+        counts = instructions_per_frame()
+        print(f"instructions per 20 ms frame (callgrind): bare loop {counts['bare']:,.0f}, vkit graph "
+              f"{counts['graph']:,.0f} ({counts['bare'] / counts['graph']:.0%})")
 
 
 if __name__ == "__main__":
