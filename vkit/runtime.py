@@ -62,12 +62,7 @@ class _Step:
             item = items[0]
             if not isinstance(item, accepts):
                 return items
-            t0 = _perf_ns()  # _call, inlined on the hot path
-            try:
-                result = self.process(item)
-            except Exception as exc:
-                raise StageError(self.name, exc) from exc
-            self.stats.add_processing(_perf_ns() - t0)
+            result = self._call(item)
             if result is item or type(result) is AudioFrame:
                 return (result,)
             out: list[Item] = []
@@ -185,8 +180,7 @@ class _Tail:
     async def emit(self, item: Item) -> None:
         pending = self.push(item)
         if pending:
-            for channel, queued in pending:
-                await channel.put(queued)
+            await _put_all(pending)
 
     async def finish(self) -> None:
         """End of stream: flush every step in order, then close branches and outlets."""
@@ -198,12 +192,18 @@ class _Tail:
                 flushed = later.run(flushed)
             if flushed:
                 pending = self._deliver(flushed)
-                for channel, queued in pending or ():
-                    await channel.put(queued)
+                if pending:
+                    await _put_all(pending)
         for branch in self.branches:
             await branch.finish()
         for outlet in self.outlets:
             outlet.close()
+
+
+async def _put_all(pending: list[tuple[Channel, Any]]) -> None:
+    """Wait for room in the channels a push found full."""
+    for channel, queued in pending:
+        await channel.put(queued)
 
 
 # -- what async stages see -------------------------------------------------------------------------
@@ -264,8 +264,7 @@ class StageContext:
             self._stats.num_items += 1
         pending = self._tail.push(item)  # the fused tail, called here: no coroutine per item unless a channel is full
         if pending:
-            for channel, queued in pending:
-                await channel.put(queued)
+            await _put_all(pending)
 
     def publish(self, event: Event) -> Event:
         """Put an event on the session record without sending it downstream."""

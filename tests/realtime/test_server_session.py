@@ -14,7 +14,7 @@ from vkit.frames import ProtocolEvent
 from vkit.realtime import Realtime
 from vkit.realtime.codec import encode_audio
 from vkit.realtime.server import DelayModel, Reply, ServerOptions, ServerSession
-from vkit.realtime.server.session import ReplyWork
+from vkit.realtime.server.work import ReplyWork
 
 MS = 1_000_000
 pytestmark = pytest.mark.timeout(60)

@@ -11,7 +11,7 @@ import vkit
 from vkit import sinks, sources
 from vkit.frames import ProtocolEvent
 from vkit.realtime import Realtime
-from vkit.realtime.server.session import EAGERNESS_SMART_TURN, semantic_detector
+from vkit.realtime.server.turns import EAGERNESS_SMART_TURN, semantic_detector
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -27,7 +27,7 @@ from vkit.realtime.server.options import ResponseRecord, ServerOptions
 from vkit.realtime.server.responders import Reply, Turn
 from vkit.realtime.server.responses import Outlet, Response
 from vkit.realtime.server.storage import Conversation, InputBuffer, StoredItem
-from vkit.realtime.server.turns import EAGERNESS_SMART_TURN, Boundary, TurnTaking, semantic_detector
+from vkit.realtime.server.turns import Boundary, TurnTaking
 from vkit.realtime.server.work import ReplyWork, TranscriptionWork, TurnWork, Work
 from vkit.realtime.session_config import (
     default_session,
@@ -52,10 +52,7 @@ from vkit.units import (
     samples_to_whole_ms,
 )
 
-# ServerSession, and the names this module had before it was split (its options, records and work, the turn
-# detector), which callers still import from here
-__all__ = ["ServerSession", "ServerOptions", "ResponseRecord", "ReplyWork", "TranscriptionWork", "TurnWork",
-           "EAGERNESS_SMART_TURN", "semantic_detector"]
+__all__ = ["ServerSession"]
 
 log = logging.getLogger(__name__)
 _MIN_COMMIT_MS = 100
