@@ -1,4 +1,4 @@
-"""Sweep scaling: wall time at 1 and 2 workers, per-item overhead of each executor against a bare loop,
+"""Sweep scaling: wall time at 1 and 2 workers, cold (started in the run) and warm (kept), per-item overhead of each executor against a bare loop,
 the Dask scheduler's cost per task, and a paper estimate for 100 workers.
 
     python bench/sweep.py [--num-utterances 50] [--corpus-dir DIR]
@@ -15,12 +15,13 @@ import platform
 import tempfile
 import time
 
-from distributed import Client, LocalCluster
+from distributed import Client
 
 import vkit
 import vkit.corpus
 from vkit import filters, sinks
 from vkit.scale import RunInput, sweep
+from vkit.scale.workers import close_workers, local_cluster_client
 
 GRID = {"threshold": [0.4, 0.6], "gate_dbfs": [None, -40]}
 
@@ -64,49 +65,54 @@ def main() -> None:
         for params in points:
             vkit.run(make_graph(RunInput(item.item_id, path=str(item.audio_path)), **params), clock="virtual")
     bare_s = time.perf_counter() - started
-    rows = [("bare loop", 1, bare_s)]
-    for executor, workers in (("inline", 1), ("local", 1), ("local", 2)):
+    rows = [("bare loop", "", 1, bare_s)]
+
+    def timed_sweep(executor, workers: int, state: str) -> None:
         started = time.perf_counter()
         result = sweep(make_graph, GRID, inputs=corpus, executor=executor, num_workers=workers, cache=False,
                        progress=False)
-        rows.append((executor, workers, time.perf_counter() - started))
+        rows.append((executor, state, workers, time.perf_counter() - started))
         assert result.failures.empty and result.num_executed == num_items
-    started = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
-        cluster_s = time.perf_counter() - started
-        started = time.perf_counter()
-        sweep(make_graph, GRID, inputs=corpus, executor=client, cache=False, progress=False)
-        rows.append(("dask", 2, time.perf_counter() - started))
-        task_ms = scheduler_ms_per_task(client)
+
+    timed_sweep("inline", 1, "")
+    for executor, workers in (("local", 1), ("local", 2), ("dask", 2)):
+        close_workers()
+        timed_sweep(executor, workers, "cold")  # starts the workers (and the LocalCluster for dask)
+        timed_sweep(executor, workers, "warm")  # the same workers, kept from the cold run
+    task_ms = scheduler_ms_per_task(local_cluster_client(2))
+    close_workers()
 
     print(f"python {platform.python_version()}  vkit {vkit.__version__}  cores {os.cpu_count()}  "
           f"load average {os.getloadavg()[0]:.1f} (the machine is shared)")
     print(f"{num_items} items: {len(corpus)} corpus items ({made:.1f} s to generate) x {len(points)} grid points, "
           f"{audio_s / num_items:.1f} s of audio each, NoiseGate -> Silero VAD, virtual clock")
     print()
-    print(f"{'executor':10s}{'workers':>8s}{'wall s':>9s}{'ms/item':>9s}{'overhead ms/item':>18s}{'speed-up':>10s}")
+    print(f"{'executor':10s}{'workers':>8s}{'':>6s}{'wall s':>9s}{'ms/item':>9s}{'overhead ms/item':>18s}"
+          f"{'speed-up':>10s}")
     bare_ms = bare_s / num_items * 1e3
-    for name, workers, wall in rows:
+    for name, state, workers, wall in rows:
         per_item = wall / num_items * 1e3
-        print(f"{name:10s}{workers:8d}{wall:9.2f}{per_item:9.2f}{per_item * workers - bare_ms:18.2f}"
+        print(f"{name:10s}{workers:8d}{state:>6s}{wall:9.2f}{per_item:9.2f}{per_item * workers - bare_ms:18.2f}"
               f"{bare_s / wall:9.2f}x")
-    walls = {(n, w): t for n, w, t in rows}
+    walls = {(n, s, w): t for n, s, w, t in rows}
     print()
     print("overhead: ms per item of worker time (wall x workers) beyond the bare loop's (this process warmed up "
-          "first; a worker's start-up, its imports and model load count as its overhead)")
-    print(f"speed-up local 2 vs 1 worker: {walls[('local', 1)] / walls[('local', 2)]:.2f}x; "
-          f"dask LocalCluster start {cluster_s:.1f} s (not in its row)")
-    print(f"dask scheduler: {task_ms:.2f} ms of wall per trivial task (2 workers, 2000 tasks)")
-    total = 100_000
+          "first); cold: the workers start in the run (their start-up, imports and model loads count as "
+          "overhead, and for dask the LocalCluster's start); warm: the workers kept from the cold run")
+    for state in ("cold", "warm"):
+        print(f"speed-up local 2 vs 1 worker, {state}: "
+              f"{walls[('local', state, 1)] / walls[('local', state, 2)]:.2f}x")
+    print(f"dask scheduler: {task_ms:.2f} ms of wall per trivial task (2 workers, 2000 tasks); a sweep sends up to "
+          f"16 items per task")
+    total, per_task = 100_000, 16
     compute_s = total * bare_ms / 1e3 / 100
-    scheduler_s = total * task_ms / 1e3
-    print(f"paper estimate, 100 workers, {total:,} items of this size: {compute_s:.0f} s of compute spread over the "
-          f"workers, the scheduler's {scheduler_s:.0f} s in series with it -> about {max(compute_s, scheduler_s):.0f}-"
-          f"{compute_s + scheduler_s:.0f} s; the scheduler is the bound once an item takes less than "
-          f"{100 * task_ms:.0f} ms (batch items per task then)")
+    scheduler_s = total / per_task * task_ms / 1e3
+    print(f"paper estimate, 100 workers, {total:,} items of this size in tasks of {per_task}: {compute_s:.0f} s of "
+          f"compute spread over the workers, the scheduler's {scheduler_s:.0f} s in series with it -> about "
+          f"{max(compute_s, scheduler_s):.0f}-{compute_s + scheduler_s:.0f} s; the scheduler becomes the bound "
+          f"once an item takes less than {100 * task_ms / per_task:.1f} ms")
     print(f"items per second: bare loop {num_items / bare_s:.1f}, best executor here "
-          f"{num_items / min(w for _, _, w in rows[1:]):.1f}")
+          f"{num_items / min(w for *_, w in rows[1:]):.1f}")
 
 
 if __name__ == "__main__":

@@ -194,7 +194,8 @@ def _key(graph_description: Any, params: dict[str, Any], input_hash: str) -> str
 def sweep(make_graph: Callable[..., Any], grid: Mapping[str, Sequence[Any]] | None = None, *,
           inputs: Sequence[Any], executor: Any = "local", cache: str | Path | bool | None = None,
           num_workers: int | None = None, rows: str = "turns", progress: bool = True,
-          record_dir: str | Path | None = None, max_network_runs: int = 4) -> SweepResult:
+          record_dir: str | Path | None = None, max_network_runs: int = 4,
+          max_items_per_task: int = 16) -> SweepResult:
     """Run ``make_graph(input, **params)`` for every input and every point of ``grid``.
 
     ``inputs``: audio paths (a sibling ``.segments.csv`` gives labels), recording folders, ``(samples,
@@ -204,7 +205,10 @@ def sweep(make_graph: Callable[..., Any], grid: Mapping[str, Sequence[Any]] | No
     Graphs run on the virtual clock with fast pacing (real-time-paced sources are switched, with a
     warning). A graph that talks to a network endpoint (a ``Realtime(url)`` stage) runs on the system
     clock with its pacing as given, at most ``max_network_runs`` at once whatever the executor and its
-    workers (an endpoint's rate limits and the machine's sockets are the bound, not its cores)."""
+    workers (an endpoint's rate limits and the machine's sockets are the bound, not its cores).
+
+    Items travel to the workers in chunks of up to ``max_items_per_task`` (one task each on Dask), and
+    the workers are kept warm for the next sweep (``vkit.scale.workers.close_workers()`` ends them)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -247,7 +251,7 @@ def sweep(make_graph: Callable[..., Any], grid: Mapping[str, Sequence[Any]] | No
             tasks.append((index, (make_graph, item, params, seed, None if record_dir is None else str(record_dir))))
     bar = tqdm(total=len(tasks), desc="vkit sweep", disable=not progress or not tasks)
     for index, summary in run_tasks(run_one, tasks, executor, num_workers, limited=network_runs,
-                                    max_limited=max_network_runs):
+                                    max_limited=max_network_runs, max_items_per_task=max_items_per_task):
         summaries[index] = summary
         if directory is not None and summary["error"] is None:
             directory.mkdir(parents=True, exist_ok=True)
