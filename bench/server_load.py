@@ -222,50 +222,83 @@ def _callgrind_total(path: Path) -> float:
     raise RuntimeError(f"no totals in {path}")
 
 
-def paced_client_cost(num_callers: int = 20, seconds: float = 10.0) -> tuple[float, float]:
+def paced_vkit(url: str, num_callers: int, duration_s: float) -> None:
+    """``num_callers`` vkit graphs (``pace="realtime"``) in this process, each ``duration_s`` of speech."""
+    audio = speech_24k(duration_s)
+    handles = []
+    for _ in range(num_callers):
+        handles.append(vkit.start(sources.Array(audio, 24_000, frame_ms=20, pace="realtime")
+                                  | Realtime(url, turn_detection="manual", frame_ms=20, barge_in=False)
+                                  | sinks.Null()))
+        time.sleep(0.02 / num_callers)  # callers arrive apart: their frames fall at different phases
+    for handle in handles:
+        handle.wait(duration_s + 30)
+
+
+def paced_bare(url: str, num_callers: int, duration_s: float) -> None:
+    """The same from bare websockets loops sleeping to the same schedule, their phases as far apart."""
+    audio = speech_24k(duration_s)
+
+    async def caller(began: float) -> None:
+        async with connect(url, max_size=None) as ws:
+            await ws.send(json.dumps({"type": "session.update", "session": {
+                "type": "realtime", "audio": {"input": {"turn_detection": None}}}}))
+            for index, start in enumerate(range(0, audio.size, 480)):
+                await asyncio.sleep(max(0.0, began + (index + 1) * 0.02 - time.monotonic()))
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": encode_audio(audio[start : start + 480])}))
+
+    async def callers() -> None:
+        began = time.monotonic()
+        await asyncio.gather(*(caller(began + index * 0.02 / num_callers) for index in range(num_callers)))
+
+    asyncio.run(callers())
+
+
+PACED = {"vkit": paced_vkit, "bare": paced_bare}
+
+
+def paced_client_cost(num_callers: int = 20, seconds: float = 10.0, rounds: int = 2) -> tuple[float, float]:
     """CPU microseconds per 20 ms frame with ``num_callers`` real-time callers in this one process: vkit
-    graphs (``pace="realtime"``) vs bare websockets loops sleeping to the same schedule. Every frame is then
-    its own socket write, as on a call (a loop sending flat out lets the kernel buffer fill and coalesce
-    writes). Runs of ``seconds`` and of a fifth of that; the difference per frame."""
+    graphs vs bare websockets loops. Every frame is then its own socket write, as on a call (a loop sending
+    flat out lets the kernel buffer fill and coalesce writes). The callers' frames fall at ``num_callers``
+    different phases of the 20 ms period, as callers arriving apart do: on this VM, twenty bare loops
+    that all wake at once cost half as much CPU per frame as the same loops woken apart (each wake-up
+    from idle pays for cold caches), so both clients get the same phases. Runs of ``seconds`` and of a fifth of that in
+    ``rounds`` interleaved rounds, the least CPU time of each kept; the difference per frame."""
     server = ServerProcess()
-
-    def vkit_cpu(duration_s: float) -> float:
-        audio = speech_24k(duration_s)
-        cpu = time.process_time()
-        handles = [vkit.start(sources.Array(audio, 24_000, frame_ms=20, pace="realtime")
-                              | Realtime(server.url, turn_detection="manual", frame_ms=20, barge_in=False)
-                              | sinks.Null()) for _ in range(num_callers)]
-        for handle in handles:
-            handle.wait(duration_s + 30)
-        return time.process_time() - cpu
-
-    def bare_cpu(duration_s: float) -> float:
-        audio = speech_24k(duration_s)
-
-        async def caller() -> None:
-            async with connect(server.url, max_size=None) as ws:
-                await ws.send(json.dumps({"type": "session.update", "session": {
-                    "type": "realtime", "audio": {"input": {"turn_detection": None}}}}))
-                began = time.monotonic()
-                for index, start in enumerate(range(0, audio.size, 480)):
-                    await asyncio.sleep(max(0.0, began + (index + 1) * 0.02 - time.monotonic()))
-                    await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                              "audio": encode_audio(audio[start : start + 480])}))
-
-        async def callers() -> None:
-            await asyncio.gather(*(caller() for _ in range(num_callers)))
-
-        cpu = time.process_time()
-        asyncio.run(callers())
-        return time.process_time() - cpu
-
+    cost: dict[tuple[str, float], float] = {}
     try:
-        num_frames = num_callers * (seconds - seconds / 5) / 0.02
-        vkit_us = (vkit_cpu(seconds) - vkit_cpu(seconds / 5)) / num_frames * 1e6
-        bare_us = (bare_cpu(seconds) - bare_cpu(seconds / 5)) / num_frames * 1e6
+        for _ in range(rounds):
+            for duration_s in (seconds, seconds / 5):
+                for name, callers in PACED.items():
+                    cpu = time.process_time()
+                    callers(server.url, num_callers, duration_s)
+                    cost[name, duration_s] = min(cost.get((name, duration_s), float("inf")), time.process_time() - cpu)
     finally:
         server.finish()
-    return vkit_us, bare_us
+    num_frames = num_callers * (seconds - seconds / 5) / 0.02
+    return tuple((cost[name, seconds] - cost[name, seconds / 5]) / num_frames * 1e6 for name in PACED)  # type: ignore[return-value]
+
+
+def paced_instructions(num_callers: int = 2, seconds: float = 10.0) -> tuple[float, float]:
+    """Instructions per 20 ms frame of ``num_callers`` real-time callers under callgrind (slowed about 30x,
+    a caller still keeps real time): each frame a wake-up of its own, counted the same on a busy machine."""
+    server = ServerProcess()
+    cost: dict[tuple[str, float], float] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in PACED:
+                for duration_s in (seconds, seconds / 5):
+                    out = Path(tmp) / f"{name}.{duration_s}"
+                    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                                    __file__, "--paced-worker", name, str(num_callers), str(duration_s), server.url],
+                                   check=True, capture_output=True)
+                    cost[name, duration_s] = _callgrind_total(out)
+    finally:
+        server.finish()
+    num_frames = num_callers * (seconds - seconds / 5) / 0.02
+    return tuple((cost[name, seconds] - cost[name, seconds / 5]) / num_frames for name in PACED)  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -280,10 +313,16 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true",
                         help="also count the client's instructions per frame under valgrind (deterministic)")
     parser.add_argument("--client-worker", nargs=3, metavar=("CLIENT", "FRAMES", "URL"), help=argparse.SUPPRESS)
+    parser.add_argument("--paced-worker", nargs=4, metavar=("CLIENT", "CALLERS", "SECONDS", "URL"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_worker:  # one client run, under valgrind (see client_instructions)
         name, frames, url = args.client_worker
         CLIENTS[name](url, int(frames))
+        return
+    if args.paced_worker:  # one paced run, under valgrind (see paced_instructions)
+        name, num_callers, seconds, url = args.paced_worker
+        PACED[name](url, int(num_callers), float(seconds))
         return
     print(f"python {platform.python_version()}  vkit {vkit.__version__}  cores {os.cpu_count()}  "
           f"{args.seconds:g} s of real-time speech per session, echo responder, server VAD on")
@@ -309,7 +348,11 @@ def main() -> None:
     if args.paced_callers:
         vkit_us, bare_us = paced_client_cost(args.paced_callers, args.paced_seconds)
         print(f"the same with {args.paced_callers} real-time callers in one process: vkit {vkit_us:.1f} us, "
-              f"bare {bare_us:.1f} us ({vkit_us / bare_us:.2f}x)")
+              f"bare {bare_us:.1f} us ({vkit_us / bare_us:.2f}x; least CPU time of 2 interleaved rounds)")
+        if args.instructions and shutil.which("valgrind") is not None:
+            vkit_ir, bare_ir = paced_instructions()
+            print(f"instructions per 20 ms frame of 2 real-time callers (callgrind): vkit {vkit_ir:,.0f}, "
+                  f"bare {bare_ir:,.0f} ({vkit_ir / bare_ir:.2f}x)")
 
 
 if __name__ == "__main__":
