@@ -30,6 +30,19 @@ def test_file_streams_every_sample_of_any_format_rate_and_channel_count(tmp_path
     assert all(f.num_samples == 1632 for f in mem.frames["input"][:-1])
 
 
+def test_mono_file_frames_are_contiguous_across_the_source_reads(tmp_path):
+    rate = 16_000  # read a second at a time: 2.5 s + 70 samples end in a partial read and a partial frame
+    samples = np.random.default_rng(3).uniform(-0.5, 0.5, int(2.5 * rate) + 70).astype(np.float32)
+    path = tmp_path / "mono.wav"
+    sf.write(path, samples, rate, subtype="FLOAT")
+    mem = sinks.Memory()
+    vkit.run(sources.File(path, frame_ms=20) | mem)
+    frames = mem.frames["input"]
+    assert [f.start_sample for f in frames] == list(range(0, samples.size, 320))
+    assert [f.num_samples for f in frames[-2:]] == [320, 70]
+    np.testing.assert_array_equal(mem.audio()[0], samples)
+
+
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(AudioInputError, match=r"audio file not found \(got '.*nope.wav'\)"):
         sources.File(tmp_path / "nope.wav")

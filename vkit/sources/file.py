@@ -46,10 +46,17 @@ class File(PacedSource):
         return samples_to_ms(self.num_samples, self.format.sample_rate_hz)
 
     def _blocks(self, num_samples: int) -> Iterator[np.ndarray]:
+        """Frames of ``num_samples``, read about a second at a time: one libsndfile call per second instead
+        of one per frame (soundfile's per-call Python cost was a sixth of a 20 ms offline graph's time)."""
         mono = self.format.num_channels == 1
+        assert self.format.sample_rate_hz is not None
+        chunk_samples = num_samples * max(1, self.format.sample_rate_hz // num_samples)
         try:
-            for block in sf.blocks(self.path, blocksize=num_samples, dtype="float32", always_2d=not mono):
-                yield block.reshape(1, -1) if mono else np.ascontiguousarray(block.T)  # mono: a view, no copy
+            with sf.SoundFile(self.path) as audio_file:
+                while (chunk := audio_file.read(chunk_samples, dtype="float32", always_2d=not mono)).shape[0]:
+                    for start in range(0, chunk.shape[0], num_samples):
+                        block = chunk[start:start + num_samples]
+                        yield block.reshape(1, -1) if mono else np.ascontiguousarray(block.T)  # mono: a view
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioInputError(f"audio file is corrupt past its header ({_reason(exc)}) {got(self.path)}") from exc
 
