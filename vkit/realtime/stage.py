@@ -46,6 +46,7 @@ TurnDetection = Literal["server_vad", "semantic_vad", "manual"]
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
 WIRE_RATE_HZ = 24_000
 INBOX_MESSAGES = 256  # server messages received but not yet acted on; beyond this the socket is not read
+_RECEIVE_YIELDS = 3  # loop turns from a message parsed by websockets to the inbox (reader, receiver, put)
 MAX_FRAME_BYTES = 16 * 2**20  # the largest server message accepted (a 10 s audio delta is 640 KiB)
 BACKOFF_FIRST_S = 0.1  # reconnect delays: 0.1, 0.2, 0.4, ... capped at BACKOFF_CAP_S, each times U(0.5, 1)
 BACKOFF_CAP_S = 2.0
@@ -260,6 +261,7 @@ class _Session:
         self.responding = asyncio.Event()
         self.connected = asyncio.Event()
         self.progress = asyncio.Event()  # set whenever a server event was acted on (what _drain waits for)
+        self.inbox: asyncio.Queue[tuple[int, str | bytes | Exception]] | None = None  # see _read_forever
         self.first_delta_ns: dict[str, int] = {}
         self.num_connections = 0
         self.num_reconnects = 0
@@ -375,15 +377,19 @@ class _Session:
 
     async def _drain(self, reader: asyncio.Task[None]) -> None:
         """The input ended: let the answer in progress finish arriving (for ``drain_timeout_s`` on the session
-        clock), then close. It wakes on what can end the wait: an event handled, a tool call finished, the
-        reader's end, the deadline; nothing polls, so a virtual clock jumps straight to the next of them."""
+        clock), and the events already received be acted on, then close. It wakes on what can end the wait: an
+        event handled, a tool call finished, the reader's end, the deadline; nothing polls, so a virtual clock
+        jumps straight to the next of them."""
         clock = self.ctx.clock
         deadline = asyncio.ensure_future(clock.sleep_until(clock.now_ns() + s_to_ns(self.stage.drain_timeout_s)))
         handshake: asyncio.Future[None] | None = None  # a reconnection's session.updated: HANDSHAKE_WAIT_S at most
         try:
+            for _ in range(_RECEIVE_YIELDS):  # let messages already read off the socket reach the inbox
+                await asyncio.sleep(0)
             while not reader.done():
                 self.progress.clear()
-                if not self._awaiting():
+                # events that arrived before the input ended are acted on (and recorded) before closing
+                if not self._awaiting() and (self.inbox is None or self.inbox.empty()):
                     if not (self.handshake_pending and self.num_connections > 1):
                         return
                     if handshake is None:
@@ -427,7 +433,7 @@ class _Session:
     async def _read_forever(self) -> None:
         """Act on the server's events in order. A receiver task stamps each message as it comes off the socket,
         so the time spent here on a burst of events is not added to the arrival times of the ones behind it."""
-        inbox: asyncio.Queue[tuple[int, str | bytes | Exception]] = asyncio.Queue(maxsize=INBOX_MESSAGES)
+        self.inbox = inbox = asyncio.Queue(maxsize=INBOX_MESSAGES)
         receiver = asyncio.ensure_future(self._receive_forever(inbox))
         stall_s = self.stage.stall_timeout_s
         try:
