@@ -262,43 +262,47 @@ def paced_client_cost(num_callers: int = 20, seconds: float = 10.0, rounds: int 
     """CPU microseconds per 20 ms frame with ``num_callers`` real-time callers in this one process: vkit
     graphs vs bare websockets loops. Every frame is then its own socket write, as on a call (a loop sending
     flat out lets the kernel buffer fill and coalesce writes). The callers' frames fall at ``num_callers``
-    different phases of the 20 ms period, as callers arriving apart do: on this VM, twenty bare loops
-    that all wake at once cost half as much CPU per frame as the same loops woken apart (each wake-up
-    from idle pays for cold caches), so both clients get the same phases. Runs of ``seconds`` and of a fifth of that in
-    ``rounds`` interleaved rounds, the least CPU time of each kept; the difference per frame."""
+    different phases of the 20 ms period, as callers arriving apart do: on this VM, twenty bare loops that
+    all wake at once cost half as much CPU per frame as the same loops woken apart (each wake-up from idle
+    pays for cold caches), so both clients get the same phases. Runs of ``seconds`` and of a fifth of that
+    in ``rounds`` interleaved rounds, the least CPU time of each kept; the difference per frame."""
     server = ServerProcess()
-    cost: dict[tuple[str, float], float] = {}
+    many, few = _paced_frames(num_callers, seconds), _paced_frames(num_callers, seconds / 5)
+    cost: dict[tuple[str, int], float] = {}
     try:
         for _ in range(rounds):
-            for duration_s in (seconds, seconds / 5):
+            for duration_s, frames in ((seconds, many), (seconds / 5, few)):
                 for name, callers in PACED.items():
                     cpu = time.process_time()
                     callers(server.url, num_callers, duration_s)
-                    cost[name, duration_s] = min(cost.get((name, duration_s), float("inf")), time.process_time() - cpu)
+                    cost[name, frames] = min(cost.get((name, frames), float("inf")), time.process_time() - cpu)
     finally:
         server.finish()
-    num_frames = num_callers * (seconds - seconds / 5) / 0.02
-    return tuple((cost[name, seconds] - cost[name, seconds / 5]) / num_frames * 1e6 for name in PACED)  # type: ignore[return-value]
+    return per_frame(cost, "vkit", many, few) * 1e6, per_frame(cost, "bare", many, few) * 1e6
+
+
+def _paced_frames(num_callers: int, duration_s: float) -> int:
+    return round(num_callers * duration_s / 0.02)
 
 
 def paced_instructions(num_callers: int = 2, seconds: float = 10.0) -> tuple[float, float]:
     """Instructions per 20 ms frame of ``num_callers`` real-time callers under callgrind (slowed about 30x,
     a caller still keeps real time): each frame a wake-up of its own, counted the same on a busy machine."""
     server = ServerProcess()
-    cost: dict[tuple[str, float], float] = {}
+    many, few = _paced_frames(num_callers, seconds), _paced_frames(num_callers, seconds / 5)
+    cost: dict[tuple[str, int], float] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name in PACED:
-                for duration_s in (seconds, seconds / 5):
-                    out = Path(tmp) / f"{name}.{duration_s}"
+                for duration_s, frames in ((seconds, many), (seconds / 5, few)):
+                    out = Path(tmp) / f"{name}.{frames}"
                     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
                                     __file__, "--paced-worker", name, str(num_callers), str(duration_s), server.url],
                                    check=True, capture_output=True)
-                    cost[name, duration_s] = _callgrind_total(out)
+                    cost[name, frames] = _callgrind_total(out)
     finally:
         server.finish()
-    num_frames = num_callers * (seconds - seconds / 5) / 0.02
-    return tuple((cost[name, seconds] - cost[name, seconds / 5]) / num_frames for name in PACED)  # type: ignore[return-value]
+    return per_frame(cost, "vkit", many, few), per_frame(cost, "bare", many, few)
 
 
 def main() -> None:
