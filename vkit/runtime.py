@@ -45,45 +45,38 @@ _PROGRESS_TICK_S = 0.25  # how often a waiting call updates its progress bar
 class _Step:
     """One synchronous stage inside a fused tail."""
 
-    __slots__ = ("obj", "name", "process", "accepts", "stats", "session", "clock")
+    __slots__ = ("obj", "name", "process", "accepts", "add_processing", "session", "clock")
 
     def __init__(self, obj: Any, name: str, stats: StageStats, session: Session) -> None:
         self.obj = obj
         self.name = name
         self.process = obj.process
         self.accepts = accepted_types(obj)
-        self.stats = stats
+        self.add_processing = stats.add_processing
         self.session = session
         self.clock = session.clock
 
     def run(self, items: Sequence[Item]) -> Sequence[Item]:
         accepts = self.accepts
-        if len(items) == 1:  # the common case: one frame in, one frame out, no list built
+        if len(items) == 1:  # the common case: one frame in, one frame out, no list built, the call inline
             item = items[0]
             if not isinstance(item, accepts):
                 return items
-            result = self._call(item)
+            t0 = _perf_ns()
+            try:
+                result = self.process(item)
+            except Exception as exc:
+                raise StageError(self.name, exc) from exc
+            self.add_processing(_perf_ns() - t0)
             if result is item or type(result) is AudioFrame:
                 return (result,)
             out: list[Item] = []
             self._collect(result, out)
             return out
         out = []
-        for item in items:
-            if isinstance(item, accepts):
-                self._collect(self._call(item), out)
-            else:
-                out.append(item)
+        for item in items:  # several (a frame and the events a stage made of it): each as one
+            out.extend(self.run((item,)))
         return out
-
-    def _call(self, item: Item) -> Any:
-        t0 = _perf_ns()
-        try:
-            result = self.process(item)
-        except Exception as exc:
-            raise StageError(self.name, exc) from exc
-        self.stats.add_processing(_perf_ns() - t0)
-        return result
 
     def _collect(self, result: Any, out: list[Item]) -> None:
         if result is None:
@@ -235,7 +228,7 @@ class StageContext:
         if item is END:
             return None
         self._stats.add_wait(wait_ns)
-        self._stats.num_items += 1
+        self._stats.num_untimed_items += 1
         if type(item) is AudioFrame:
             self._input_streams.add(item.stream)
         return item
@@ -256,12 +249,13 @@ class StageContext:
                     self.publish(Marker(name="stream_start", t_ns=item.t_ns, data={
                         "stream": item.stream, "start_sample": item.start_sample,
                         "sample_rate_hz": item.sample_rate_hz, "num_channels": item.num_channels}))
-                self.session.publish(item)
+                if self.session.subscribers:  # a frame is only for subscribers (a recorder, a widget)
+                    self.session.publish(item)
         elif isinstance(item, Event) and not item.stage:
             item = _stamp(item, self.name, self.clock)
             self.session.publish(item)
         if self._is_source:
-            self._stats.num_items += 1
+            self._stats.num_untimed_items += 1
         pending = self._tail.push(item)  # the fused tail, called here: no coroutine per item unless a channel is full
         if pending:
             await _put_all(pending)

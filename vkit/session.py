@@ -29,29 +29,31 @@ log = logging.getLogger(__name__)
 class StageStats:
     """Per-stage counters and the last ``capacity`` processing times and queue waits (ns)."""
 
-    __slots__ = ("name", "kind", "latency_ms", "num_items", "total_processing_ns", "_processing", "_capacity", "_waits",
-                 "_num_waits", "channel")
+    __slots__ = ("name", "kind", "latency_ms", "num_untimed_items", "_processing", "_num_dropped", "_capacity",
+                 "_waits", "_num_waits", "channel")
 
     def __init__(self, name: str, kind: str, latency_ms: float | None = None, capacity: int = 4096) -> None:
         self.name = name
         self.kind = kind
         self.latency_ms = latency_ms
-        self.num_items = 0
-        self.total_processing_ns = 0
-        self._processing: list[int] = []  # a ring once full: a list append costs less than a numpy store per frame
+        self.num_untimed_items = 0  # counted by the runtime without a time: what an async stage receives, a source emits
+        self._processing: list[int] = []  # the newest times, trimmed by a capacity at a time: one list append per item
+        self._num_dropped = 0  # times trimmed off the front
         self._capacity = capacity
         self._waits: list[int] = []
         self._num_waits = 0
         self.channel: Any = None
 
+    @property
+    def num_items(self) -> int:
+        return self.num_untimed_items + self._num_dropped + len(self._processing)
+
     def add_processing(self, duration_ns: int) -> None:
         processing = self._processing
-        if len(processing) < self._capacity:
-            processing.append(duration_ns)
-        else:
-            processing[self.num_items % self._capacity] = duration_ns
-        self.num_items += 1
-        self.total_processing_ns += duration_ns
+        processing.append(duration_ns)
+        if len(processing) >= 2 * self._capacity:
+            del processing[: self._capacity]
+            self._num_dropped += self._capacity
 
     def add_wait(self, duration_ns: int) -> None:
         waits = self._waits
@@ -63,7 +65,7 @@ class StageStats:
 
     @property
     def processing_ns(self) -> np.ndarray:
-        return np.array(self._processing, np.int64)
+        return np.array(self._processing[-self._capacity :], np.int64)
 
     @property
     def queue_wait_ns(self) -> np.ndarray:
@@ -161,7 +163,7 @@ class Session:
         self.graph = graph
         self.events = EventLog(keep_all=keep_all_events)
         self._stages: dict[str, StageStats] = {}
-        self._subscribers: list[Callable[[Item], None]] = []
+        self.subscribers: tuple[Callable[[Item], None], ...] = ()  # replaced, never changed in place: see subscribe
         self._lock = threading.Lock()
         self.status = "running"
         self.error: BaseException | None = None
@@ -181,15 +183,14 @@ class Session:
             with self._lock:
                 self.events.append(item)
                 self._turn_events.add(item)
-        for callback in tuple(self._subscribers):
+        for callback in self.subscribers:
             try:
                 callback(item)
             except Exception as exc:  # a subscriber's failure (a full disk) ends the run, not the stage
                 self._subscriber_failed(callback, exc)
 
     def _subscriber_failed(self, callback: Callable[[Item], None], exc: Exception) -> None:
-        if callback in self._subscribers:
-            self._subscribers.remove(callback)
+        self._unsubscribe(callback)
         if self.failure is None:
             self.failure = exc
             log.error("a session subscriber failed, stopping the run: %s", exc)
@@ -202,8 +203,14 @@ class Session:
 
     def subscribe(self, callback: Callable[[Item], None]) -> Callable[[], None]:
         """Call ``callback(item)`` for every published item; returns an unsubscribe function."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+        self.subscribers = (*self.subscribers, callback)
+        return lambda: self._unsubscribe(callback)
+
+    def _unsubscribe(self, callback: Callable[[Item], None]) -> None:
+        remaining = list(self.subscribers)
+        if callback in remaining:
+            remaining.remove(callback)
+            self.subscribers = tuple(remaining)
 
     def stats_for(self, name: str, kind: str, latency_ms: float | None = None) -> StageStats:
         stats = StageStats(name, kind, latency_ms)

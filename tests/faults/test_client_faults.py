@@ -133,7 +133,9 @@ def test_a_stalled_answer_ends_with_a_warning_and_the_turn_marked(caplog):
         await conn.hold()
 
     with caplog.at_level(logging.WARNING, logger="vkit"):
-        session, _ = run([stall], {"stall_timeout_s": 0.5, "ping_interval_s": None}, duration_ms=200)
+        # the input outlasts the stall: with an input shorter than the handshake takes under load, the session
+        # could end before the answer began, and nothing would be stalled
+        session, _ = run([stall], {"stall_timeout_s": 0.5, "ping_interval_s": None}, duration_ms=1200)
     stalled = markers(session, "response_stalled")
     assert len(stalled) == 1 and stalled[0].data["response_id"] == "resp_1"
     assert "abandoned: no server event for 0.5 s" in caplog.text

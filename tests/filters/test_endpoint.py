@@ -160,7 +160,8 @@ def test_recent_audio_keeps_the_last_samples_by_absolute_index():
     for size in [1, 7, 999, 1000, 1001, 3, 2500, 450, 4000, 12]:
         recent.append(stream[position : position + size])
         position += size
-        assert recent.end == position and recent.start == max(0, position - 1000)
+        assert recent.end == position and recent.start <= max(0, position - size - 1000)  # the append, 1000 before
+        assert position - recent.start < size + 2 * 1000 + 4000  # and bounded: twice that, and a chunk
         np.testing.assert_array_equal(recent.read(0, position), stream[recent.start : position])
         np.testing.assert_array_equal(recent.read(position - 10, position + 50), stream[max(0, position - 10) : position])
     assert recent.read(position, position + 5).size == 0

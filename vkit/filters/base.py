@@ -46,9 +46,15 @@ class Filter(Pipe):
         return f"{type(self).__name__}({params})"
 
 
+_finite_output: np.ndarray | None = None  # the samples of the newest frame a filter made from checked input
+
+
 def check_finite(frame: AudioFrame, stage: str) -> None:
-    """Refuse NaN or infinite samples, naming the stage and where they start."""
+    """Refuse NaN or infinite samples, naming the stage and where they start (a frame that a filter just
+    made from checked samples, ``output_frame(..., finite=True)``, passes without a second look)."""
     samples = frame.samples
+    if samples is _finite_output:
+        return
     flat = samples.reshape(-1)
     if math.isfinite(float(np.dot(flat, flat))):  # one BLAS call: NaN and inf make the sum non-finite
         return
@@ -60,9 +66,14 @@ def check_finite(frame: AudioFrame, stage: str) -> None:
 
 
 def output_frame(template: AudioFrame, samples: np.ndarray, start_sample: int, sample_rate_hz: int | None = None,
-                 input_position: float | None = None) -> AudioFrame:
+                 input_position: float | None = None, *, finite: bool = False) -> AudioFrame:
     """A new frame on the template's stream. Its ``t_ns`` is the clock time of ``input_position`` (the
-    input-stream sample its first sample comes from), so buffering filters keep times exact."""
+    input-stream sample its first sample comes from), so buffering filters keep times exact. ``finite``:
+    the samples come from checked input by arithmetic that stays finite, so the next stage's check is skipped
+    (identity of the array, held by one reference: a frame made elsewhere is always checked)."""
+    global _finite_output
+    if finite:
+        _finite_output = samples
     t_ns = template.t_ns
     if input_position is not None:
         t_ns += samples_to_ns(input_position - template.start_sample, template.sample_rate_hz)

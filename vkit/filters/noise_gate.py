@@ -152,7 +152,8 @@ class NoiseGate(Filter):
             self._delay_line = delayed[:, x.shape[1]:]
             x = delayed[:, : x.shape[1]]
         gated = x if ends is None and start_db == 0.0 else x * gains  # open and steady: the samples as they are
-        out = output_frame(frame, gated, self._position, input_position=self._origin + self._position - delay)
+        out = output_frame(frame, gated, self._position, input_position=self._origin + self._position - delay,
+                           finite=True)  # checked as the powers were summed; gains are finite
         self._position += x.shape[1]
         return out
 

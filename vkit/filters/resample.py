@@ -37,6 +37,7 @@ class Resample(Filter):
         self._input_rate: int | None = None
         self._num_channels: int | None = None
         self._engine: soxr.ResampleStream | PolyphaseResampler | None = None
+        self._polyphase = False  # set with the engine
         self._position = 0
         self._origin = 0
         self._last: AudioFrame | None = None
@@ -56,29 +57,29 @@ class Resample(Filter):
 
     def process(self, frame: AudioFrame) -> AudioFrame | None:
         check_finite(frame, "Resample")
-        if self._engine is None or frame.sample_rate_hz != self._input_rate or frame.num_channels != self._num_channels:
-            if self._engine is not None and self._position:
+        engine = self._engine
+        if engine is None or frame.sample_rate_hz != self._input_rate or frame.samples.shape[0] != self._num_channels:
+            if engine is not None and self._position:
                 raise ConfigError(f"Resample input changed mid-stream from {self._input_rate} Hz/"
                                   f"{self._num_channels} ch {got((frame.sample_rate_hz, frame.num_channels))}")
-            self._start(frame.sample_rate_hz, frame.num_channels)
+            engine = self._start(frame.sample_rate_hz, frame.num_channels)
             self._origin = frame.start_sample
         self._last = frame
+        samples = frame.samples
         if frame.sample_rate_hz == self.sample_rate_hz:
-            out = frame.samples
-        elif isinstance(self._engine, PolyphaseResampler):
-            out = self._engine.process(frame.samples)
+            out = samples
+        elif self._polyphase:
+            out = engine.process(samples)
+        elif samples.shape[0] == 1:  # mono: soxr's 1-D call, no transposed copies
+            out = engine.resample_chunk(np.ascontiguousarray(samples[0])).reshape(1, -1)
         else:
-            assert self._engine is not None
-            if frame.samples.shape[0] == 1:  # mono: soxr's 1-D call, no transposed copies
-                out = self._engine.resample_chunk(np.ascontiguousarray(frame.samples[0])).reshape(1, -1)
-            else:
-                out = self._engine.resample_chunk(np.ascontiguousarray(frame.samples.T)).T
+            out = engine.resample_chunk(np.ascontiguousarray(samples.T)).T
         return self._emit(frame, out)
 
     def flush(self) -> list[AudioFrame]:
         if self._last is None or self._engine is None or self._input_rate == self.sample_rate_hz:
             return []
-        if isinstance(self._engine, PolyphaseResampler):
+        if self._polyphase:
             out = self._engine.flush()
         else:
             empty = np.zeros((0, self._num_channels or 1), np.float32)
@@ -91,25 +92,30 @@ class Resample(Filter):
         self._position = 0
         self._last = None
 
-    def _start(self, rate: int, num_channels: int) -> None:
+    def _start(self, rate: int, num_channels: int) -> soxr.ResampleStream | PolyphaseResampler:
         self._input_rate, self._num_channels, self._position = rate, num_channels, 0
-        if self.quality == "low_latency":
+        self._polyphase = self.quality == "low_latency"
+        if self._polyphase:
             self._engine = PolyphaseResampler(rate, self.sample_rate_hz, num_channels)
         else:
             self._engine = soxr.ResampleStream(rate, self.sample_rate_hz, num_channels, dtype="float32",
                                                quality=_SOXR_QUALITY[self.quality])
+        return self._engine
 
     def _emit(self, frame: AudioFrame, samples: np.ndarray) -> AudioFrame | None:
-        if samples.shape[1] == 0:
+        num_samples = samples.shape[1]
+        if num_samples == 0:
             return None
         assert self._input_rate is not None
-        source_position = self._origin + self._position * self._input_rate / self.sample_rate_hz
-        if isinstance(self._engine, PolyphaseResampler):
-            source_position -= self._engine.delay_input_samples
-        out = output_frame(frame, np.ascontiguousarray(samples, np.float32), self._position, self.sample_rate_hz,
-                           input_position=source_position)
-        self._position += samples.shape[1]
-        return out
+        position = self._position
+        source_position = self._origin + position * self._input_rate / self.sample_rate_hz
+        if self._polyphase:
+            source_position -= self._engine.delay_input_samples  # type: ignore[union-attr]
+        elif not samples.flags.c_contiguous:  # soxr's multichannel output, transposed back
+            samples = np.ascontiguousarray(samples)
+        self._position = position + num_samples
+        return output_frame(frame, samples, position, self.sample_rate_hz, input_position=source_position,
+                            finite=True)  # a finite FIR of checked input
 
 
 @lru_cache(maxsize=64)

@@ -52,10 +52,11 @@ class PacedSource(Pipe):
         origin_ns = clock.now_ns()
         position = 0
         bar = self._progress_bar(rate)
+        realtime = self.pace == "realtime"
         for count, block in enumerate(self._blocks(frame_samples)):
             if bar is not None:
                 bar.update(block.shape[1] / rate)
-            if self.pace == "realtime":
+            if realtime:
                 t_ns = origin_ns + samples_to_whole_ns(position, rate)
                 await clock.sleep_until(origin_ns + samples_to_whole_ns(position + block.shape[1], rate))
             else:
@@ -86,9 +87,10 @@ class PacedSource(Pipe):
         from tqdm.auto import tqdm
 
         quiet_off_terminal = None if self.progress is None else False
-        return tqdm(total=None if total is None else round(total / rate, 2), unit="s", unit_scale=False,
-                    desc=f"{type(self).__name__} {self.stream}", leave=False, disable=quiet_off_terminal,
-                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
+        bar = tqdm(total=None if total is None else round(total / rate, 2), unit="s", unit_scale=False,
+                   desc=f"{type(self).__name__} {self.stream}", leave=False, disable=quiet_off_terminal,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
+        return None if bar.disable else bar  # a quiet bar costs a call per frame for nothing
 
     @property
     def latency_ms(self) -> float:

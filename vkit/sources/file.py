@@ -54,9 +54,13 @@ class File(PacedSource):
         try:
             with sf.SoundFile(self.path) as audio_file:
                 while (chunk := audio_file.read(chunk_samples, dtype="float32", always_2d=not mono)).shape[0]:
-                    for start in range(0, chunk.shape[0], num_samples):
-                        block = chunk[start:start + num_samples]
-                        yield block.reshape(1, -1) if mono else np.ascontiguousarray(block.T)  # mono: a view
+                    if mono:  # one row, sliced into frames that are views of it
+                        row = chunk.reshape(1, -1)
+                        for start in range(0, row.shape[1], num_samples):
+                            yield row[:, start:start + num_samples]
+                    else:
+                        for start in range(0, chunk.shape[0], num_samples):
+                            yield np.ascontiguousarray(chunk[start:start + num_samples].T)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioInputError(f"audio file is corrupt past its header ({_reason(exc)}) {got(self.path)}") from exc
 

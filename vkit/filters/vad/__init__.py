@@ -37,6 +37,7 @@ from vkit.units import ms_to_samples, ms_to_whole_samples, samples_to_ms, sample
 __all__ = ["VAD", "SileroModel", "WebRtcModel", "EnergyModel"]
 
 ModelName = Literal["silero", "webrtc", "energy"]
+_EMPTY = np.zeros(0, np.float32)
 
 
 class VAD(Filter):
@@ -118,8 +119,9 @@ class VAD(Filter):
         self._model.reset()
         self._rate: int | None = None
         self._model_rate = 0
+        self._window = 0  # model-rate samples per scored window
         self._resampler: PolyphaseResampler | None = None
-        self._pending = np.zeros(0, np.float32)
+        self._pending = _EMPTY
         self._model_position = 0  # model-rate index of _pending[0]
         self._last_frame: AudioFrame | None = None
         self._end_sample = 0
@@ -143,6 +145,7 @@ class VAD(Filter):
                 raise ConfigError(f"VAD sample rate changed mid-stream from {self._rate} {got(frame.sample_rate_hz)}")
             self._rate = frame.sample_rate_hz
             self._model_rate = self.model_rate(frame.sample_rate_hz)
+            self._window = self._model.window_samples(self._model_rate)
             if self._model_rate != self._rate:
                 self._resampler = PolyphaseResampler(self._rate, self._model_rate, 1)
             if self.refine_end_ms > 0:
@@ -169,24 +172,28 @@ class VAD(Filter):
         return [self._stopped(min(end, speech_end + self._pad()), speech_end)]
 
     def _score_pending(self, samples: np.ndarray) -> list[Event]:
-        pending = np.concatenate([self._pending, samples]) if self._pending.size else samples
-        window = self._model.window_samples(self._model_rate)
+        if self._recent is not None:  # by absolute index: one append per frame, ahead of the windows it holds
+            self._recent.append(samples)
+        pending = np.concatenate([self._pending, samples]) if self._pending.shape[0] else samples
+        window = self._window
+        score, rate, position = self._model.score, self._model_rate, self._model_position
         events: list[Event] = []
         offset = 0
         while pending.shape[0] - offset >= window:
-            scored = pending[offset : offset + window]
-            probability = self._model.score(scored, self._model_rate)
-            if self._recent is not None:
-                self._recent.append(scored)
-            start = self._to_input(self._model_position + offset)
-            end = self._to_input(self._model_position + offset + window)
+            probability = score(pending[offset : offset + window], rate)
+            start = self._to_input(position + offset)
             offset += window
+            end = self._to_input(position + offset)
             if self.emit_scores:
                 events.append(VadScore(sample=start, num_samples=end - start, sample_rate_hz=self._rate or 0,
                                        probability=probability))
-            events.extend(self._decide(start, end, probability, self._model_position + offset))
-        self._pending = pending[offset:].copy()
-        self._model_position += offset
+            if (self._triggered or self._candidate_start is not None or probability >= self.negative_threshold
+                    or probability >= self.threshold):
+                events.extend(self._decide(start, end, probability, position + offset))
+            else:  # quiet and nothing started: all _decide would do is remember this window
+                self._previous = ((start + end) / 2, probability)
+        self._pending = pending[offset:].copy() if offset < pending.shape[0] else _EMPTY
+        self._model_position = position + offset
         return events
 
     def _decide(self, start: int, end: int, probability: float, model_end: int) -> list[Event]:

@@ -21,6 +21,8 @@ and then releases, is still background: each frame is scaled to the background's
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from vkit.units import ms_to_fractional_samples, ms_to_samples
@@ -78,35 +80,44 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
 
 
 class RecentAudio:
-    """The last ``capacity`` samples of a mono stream, addressed by absolute sample index."""
+    """The newest samples of a mono stream, addressed by absolute sample index: the newest append whole, and at
+    least ``capacity`` samples before it (at most about twice that).
+
+    Held as the appended arrays themselves, the oldest dropped once twice ``capacity`` is held: an append is
+    a list append (one per frame on the hot path), and the copying is left to the rare ``read``."""
 
     def __init__(self, capacity: int) -> None:
-        self._buffer = np.zeros(max(1, capacity), np.float32)
+        self._capacity = max(1, capacity)
+        self._chunks: deque[np.ndarray] = deque()
+        self._held = 0  # samples in _chunks
         self._end = 0  # absolute index one past the newest sample
 
     def append(self, samples: np.ndarray) -> None:
-        size, total = self._buffer.shape[0], samples.shape[0]
-        kept = samples[-size:] if total > size else samples
-        at = (self._end + total - kept.shape[0]) % size
-        first = min(kept.shape[0], size - at)
-        self._buffer[at : at + first] = kept[:first]
-        self._buffer[: kept.shape[0] - first] = kept[first:]
-        self._end += total
+        size = samples.shape[0]
+        if size == 0:
+            return
+        chunks, held = self._chunks, self._held
+        if held >= 2 * self._capacity:  # trimmed now and then, not at every append
+            while held - chunks[0].shape[0] >= self._capacity:
+                held -= chunks.popleft().shape[0]
+        chunks.append(samples)
+        self._held = held + size
+        self._end += size
 
     @property
     def start(self) -> int:
         """The oldest index still held."""
-        return max(0, self._end - self._buffer.shape[0])
+        return self._end - self._held
 
     @property
     def end(self) -> int:
         return self._end
 
     def read(self, start: int, end: int) -> np.ndarray:
-        """Samples ``[start, end)``, clipped to what is held."""
-        start, end = max(start, self.start), min(end, self._end)
+        """Samples ``[start, end)``, clipped to what is held (a copy)."""
+        first = self._end - self._held
+        start, end = max(start, first), min(end, self._end)
         if end <= start:
             return np.zeros(0, np.float32)
-        size = self._buffer.shape[0]
-        indices = np.arange(start, end) % size
-        return self._buffer[indices]
+        joined = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+        return np.array(joined[start - first : end - first], np.float32)
