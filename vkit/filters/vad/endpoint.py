@@ -21,6 +21,7 @@ and then releases, is still background: each frame is scaled to the background's
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -48,11 +49,12 @@ def refine_speech_end(audio: np.ndarray, speech_end: int, sample_rate_hz: int) -
     hop = frame // 4
     if not 0 < speech_end <= audio.shape[0] - ms_to_fractional_samples(MIN_BACKGROUND_MS, sample_rate_hz) or audio.shape[0] < frame:
         return speech_end
+    background_end = speech_end + ms_to_fractional_samples(BACKGROUND_MS, sample_rate_hz)
+    audio = audio[: math.ceil(background_end)]  # the frames past the background's would be analysed for nothing
     frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), frame)[::hop]
     centres = np.arange(frames.shape[0]) * hop + frame // 2
     window = np.hanning(frame)
     power = np.abs(np.fft.rfft(frames * window, axis=1)[:, 1:-1]) ** 2  # without DC and Nyquist
-    background_end = speech_end + ms_to_fractional_samples(BACKGROUND_MS, sample_rate_hz)
     background = power[(centres - frame // 2 >= speech_end) & (centres + frame // 2 <= background_end)]
     before = power[centres <= speech_end]
     if background.shape[0] == 0 or before.shape[0] == 0:
