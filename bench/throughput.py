@@ -86,7 +86,7 @@ def bare_seconds(path: Path, frame_ms: int, blocks: Callable[[Path, int], Iterat
     states = (np.zeros((2, 1, 128), np.float32), np.zeros((2, 1, 128), np.float32))
     probability = np.zeros((1, 1), np.float32)
     bindings = []
-    for k in (0, 1):  # one binding per direction of the state's ping-pong
+    for k in (0, 1) if iobinding else ():  # one binding per direction of the state's ping-pong
         binding = model.io_binding()
         binding.bind_cpu_input("input", window_in)
         binding.bind_cpu_input("sr", sr)
