@@ -256,6 +256,14 @@ def test_stage_stats_count_items_and_time(sine_16k):
     assert stages["Array"]["num_items"] == 50
 
 
+def test_stage_stats_keep_the_newest_times_and_count_every_item():
+    frames = 3 * 4096 + 123  # past two trims of the time log
+    session = vkit.run(sources.Array(np.zeros(frames * 8, np.float32), 8_000, frame_ms=1) | vkit.stage(lambda f: f)
+                       | sinks.Null())
+    stage = session.stages["<lambda>"]
+    assert stage["num_items"] == frames and len(stage["processing_ns"]) == 4096 and stage["processing_ns"].min() > 0
+
+
 def test_a_run_asked_for_progress_shows_input_seconds_and_turns_as_text_outside_a_notebook(capfd):
     from vkit.data import sample_path
     from vkit.filters import VAD

@@ -43,6 +43,20 @@ _FLOAT32 = np.dtype(np.float32)
 _set = object.__setattr__
 
 
+class FiniteMark:
+    """The samples of the newest frame known to hold only finite numbers, so the next stage's NaN/inf check
+    passes them without a look: made by arithmetic that stays finite from checked input, or decoded from
+    integer PCM. One slot, compared by identity: a frame made elsewhere, or after the next mark, is checked."""
+
+    __slots__ = ("samples",)
+
+    def __init__(self) -> None:
+        self.samples: np.ndarray | None = None
+
+
+FINITE = FiniteMark()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False, init=False)
 class AudioFrame:
     """One block of audio: float32 samples shaped ``(num_channels, num_samples)``.

@@ -45,40 +45,20 @@ _PROGRESS_TICK_S = 0.25  # how often a waiting call updates its progress bar
 class _Step:
     """One synchronous stage inside a fused tail."""
 
-    __slots__ = ("obj", "name", "process", "accepts", "add_processing", "session", "clock")
+    __slots__ = ("obj", "name", "process", "accepts", "stats", "times", "max_times", "session", "clock")
 
     def __init__(self, obj: Any, name: str, stats: StageStats, session: Session) -> None:
         self.obj = obj
         self.name = name
         self.process = obj.process
         self.accepts = accepted_types(obj)
-        self.add_processing = stats.add_processing
+        self.stats = stats
+        self.times, self.max_times = stats.processing_log_ns, stats.max_logged  # appended inline, then stats.trim()
         self.session = session
         self.clock = session.clock
 
-    def run(self, items: Sequence[Item]) -> Sequence[Item]:
-        accepts = self.accepts
-        if len(items) == 1:  # the common case: one frame in, one frame out, no list built, the call inline
-            item = items[0]
-            if not isinstance(item, accepts):
-                return items
-            t0 = _perf_ns()
-            try:
-                result = self.process(item)
-            except Exception as exc:
-                raise StageError(self.name, exc) from exc
-            self.add_processing(_perf_ns() - t0)
-            if result is item or type(result) is AudioFrame:
-                return (result,)
-            out: list[Item] = []
-            self._collect(result, out)
-            return out
-        out = []
-        for item in items:  # several (a frame and the events a stage made of it): each as one
-            out.extend(self.run((item,)))
-        return out
-
-    def _collect(self, result: Any, out: list[Item]) -> None:
+    def collect(self, result: Any, out: list[Item]) -> None:
+        """Append what a stage returned to ``out``, its events stamped and published."""
         if result is None:
             return
         if type(result) is AudioFrame:
@@ -148,13 +128,38 @@ class _Tail:
         self.branches: list[_Tail] = []
         self.outlets: list[_Outlet] = []
 
-    def push(self, item: Item) -> list[tuple[Channel, Any]] | None:
-        items: Sequence[Item] = (item,)
-        for step in self.steps:
-            items = step.run(items)
-            if not items:
-                return None
-        return self._deliver(items)
+    def push(self, item: Item, first_step: int = 0) -> list[tuple[Channel, Any]] | None:
+        """``item`` through the steps from ``first_step`` on, then to the branches and outlets: what it found full.
+
+        One item goes from step to step in this loop, with no call or container per step; when a step makes
+        several (a frame and its events), each goes on through the rest of the tail in turn."""
+        for step in self.steps[first_step:] if first_step else self.steps:
+            if not isinstance(item, step.accepts):
+                continue
+            t0 = _perf_ns()
+            try:
+                result = step.process(item)
+            except Exception as exc:
+                raise StageError(step.name, exc) from exc
+            times = step.times
+            times.append(_perf_ns() - t0)
+            if len(times) >= step.max_times:
+                step.stats.trim()
+            if result is item or type(result) is AudioFrame:
+                item = result
+                continue
+            produced: list[Item] = []
+            step.collect(result, produced)
+            return self._push_each(produced, self.steps.index(step) + 1)  # the rare path: a search is cheap
+        return self._deliver((item,))
+
+    def _push_each(self, items: Sequence[Item], first_step: int) -> list[tuple[Channel, Any]] | None:
+        pending: list[tuple[Channel, Any]] | None = None
+        for item in items:
+            more = self.push(item, first_step)
+            if more:
+                pending = (pending or []) + more
+        return pending
 
     def _deliver(self, items: Sequence[Item]) -> list[tuple[Channel, Any]] | None:
         pending: list[tuple[Channel, Any]] | None = None
@@ -176,17 +181,12 @@ class _Tail:
             await _put_all(pending)
 
     async def finish(self) -> None:
-        """End of stream: flush every step in order, then close branches and outlets."""
+        """End of stream: flush every step in order (what one flushes goes through the steps after it), then
+        close branches and outlets."""
         for index, step in enumerate(self.steps):
-            flushed: Sequence[Item] = step.flush()
-            for later in self.steps[index + 1 :]:
-                if not flushed:
-                    break
-                flushed = later.run(flushed)
-            if flushed:
-                pending = self._deliver(flushed)
-                if pending:
-                    await _put_all(pending)
+            pending = self._push_each(step.flush(), index + 1)
+            if pending:
+                await _put_all(pending)
         for branch in self.branches:
             await branch.finish()
         for outlet in self.outlets:

@@ -29,15 +29,18 @@ log = logging.getLogger(__name__)
 class StageStats:
     """Per-stage counters and the last ``capacity`` processing times and queue waits (ns)."""
 
-    __slots__ = ("name", "kind", "latency_ms", "num_untimed_items", "_processing", "_num_dropped", "_capacity",
-                 "_waits", "_num_waits", "channel")
+    __slots__ = ("name", "kind", "latency_ms", "num_untimed_items", "processing_log_ns", "max_logged", "_num_dropped",
+                 "_capacity", "_waits", "_num_waits", "channel")
 
     def __init__(self, name: str, kind: str, latency_ms: float | None = None, capacity: int = 4096) -> None:
         self.name = name
         self.kind = kind
         self.latency_ms = latency_ms
         self.num_untimed_items = 0  # counted by the runtime without a time: what an async stage receives, a source emits
-        self._processing: list[int] = []  # the newest times, trimmed by a capacity at a time: one list append per item
+        # the newest times: whoever times the stage appends one per item (a list append on the hot path) and calls
+        # trim() once max_logged are held, which drops the oldest capacity of them
+        self.processing_log_ns: list[int] = []
+        self.max_logged = 2 * capacity
         self._num_dropped = 0  # times trimmed off the front
         self._capacity = capacity
         self._waits: list[int] = []
@@ -46,14 +49,12 @@ class StageStats:
 
     @property
     def num_items(self) -> int:
-        return self.num_untimed_items + self._num_dropped + len(self._processing)
+        return self.num_untimed_items + self._num_dropped + len(self.processing_log_ns)
 
-    def add_processing(self, duration_ns: int) -> None:
-        processing = self._processing
-        processing.append(duration_ns)
-        if len(processing) >= 2 * self._capacity:
-            del processing[: self._capacity]
-            self._num_dropped += self._capacity
+    def trim(self) -> None:
+        """Drop the oldest ``capacity`` logged times (counted still in ``num_items``)."""
+        del self.processing_log_ns[: self._capacity]
+        self._num_dropped += self._capacity
 
     def add_wait(self, duration_ns: int) -> None:
         waits = self._waits
@@ -65,7 +66,7 @@ class StageStats:
 
     @property
     def processing_ns(self) -> np.ndarray:
-        return np.array(self._processing[-self._capacity :], np.int64)
+        return np.array(self.processing_log_ns[-self._capacity :], np.int64)
 
     @property
     def queue_wait_ns(self) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import vkit
 from vkit import evaluation, filters, sinks, sources
 from vkit.data import sample_path
 from vkit.errors import AudioInputError, ConfigError, GraphError
+from vkit.filters.vad import SileroModel
 from vkit.frames import AudioFrame, SpeechStarted, SpeechStopped, VadScore
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -100,3 +102,15 @@ def test_bad_parameters_and_samples_are_named():
     samples[10] = np.nan
     with pytest.raises(AudioInputError, match=r"VAD got NaN or infinite samples, first at sample 10"):
         filters.VAD("energy").process(AudioFrame.mono(samples, 16_000))
+
+
+def test_silero_pickled_mid_stream_scores_on_as_if_it_had_not_travelled():
+    speech, _ = sf.read(sample_path("two_turns.wav"), dtype="float32")
+    windows = [speech[i : i + 512] for i in range(0, 512 * 40, 512)]  # 24 kHz samples scored as 16 kHz: any audio
+    straight = SileroModel()
+    expected = [straight.score(w, 16_000) for w in windows]
+    travelling = SileroModel()
+    got = [travelling.score(w, 16_000) for w in windows[:20]]
+    arrived = pickle.loads(pickle.dumps(travelling))
+    got += [arrived.score(w, 16_000) for w in windows[20:]]
+    assert got == expected and len(set(expected)) > 10

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 import vkit
-from vkit import sinks, sources
+from vkit import filters, sinks, sources
 from vkit.errors import AudioInputError, ConfigError, StageError
 
 
@@ -67,6 +67,19 @@ def test_truncated_file_is_read_up_to_the_damage_or_refused_clearly(tmp_path):
         assert "cut.flac" in str(exc)
     else:
         assert 0 < mem.audio().shape[1] <= 48_000
+
+
+def test_only_integer_files_skip_the_next_stages_finite_check(tmp_path):
+    samples = np.zeros(1600, np.float32)
+    samples[700] = np.nan
+    sf.write(tmp_path / "float.wav", samples, 16_000, subtype="FLOAT")
+    sf.write(tmp_path / "pcm.wav", np.zeros(1600, np.float32), 16_000, subtype="PCM_16")
+    assert sources.File(tmp_path / "pcm.wav").finite_blocks and not sources.File(tmp_path / "float.wav").finite_blocks
+    with pytest.raises(StageError, match=r"Resample got NaN or infinite samples, first at sample 700"):
+        vkit.run(sources.File(tmp_path / "float.wav") | filters.Resample(8_000) | sinks.Null())
+    memory = sinks.Memory()
+    vkit.run(sources.File(tmp_path / "pcm.wav") | filters.Resample(8_000) | memory)
+    assert memory.audio().shape == (1, 800)
 
 
 def test_array_refuses_nan_with_the_position():

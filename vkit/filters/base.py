@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from vkit.errors import AudioInputError, got
-from vkit.frames import AudioFrame, Item
+from vkit.frames import FINITE, AudioFrame, Item
 from vkit.graph import Pipe
 from vkit.stage import as_items
 from vkit.units import samples_to_ns
@@ -46,14 +46,12 @@ class Filter(Pipe):
         return f"{type(self).__name__}({params})"
 
 
-_finite_output: np.ndarray | None = None  # the samples of the newest frame a filter made from checked input
-
-
 def check_finite(frame: AudioFrame, stage: str) -> None:
     """Refuse NaN or infinite samples, naming the stage and where they start (a frame that a filter just
-    made from checked samples, ``output_frame(..., finite=True)``, passes without a second look)."""
+    made from checked samples, ``output_frame(..., finite=True)``, or a source decoded from integers, passes
+    without a second look: ``frames.FINITE``)."""
     samples = frame.samples
-    if samples is _finite_output:
+    if samples is FINITE.samples:
         return
     flat = samples.reshape(-1)
     if math.isfinite(float(np.dot(flat, flat))):  # one BLAS call: NaN and inf make the sum non-finite
@@ -71,9 +69,8 @@ def output_frame(template: AudioFrame, samples: np.ndarray, start_sample: int, s
     input-stream sample its first sample comes from), so buffering filters keep times exact. ``finite``:
     the samples come from checked input by arithmetic that stays finite, so the next stage's check is skipped
     (identity of the array, held by one reference: a frame made elsewhere is always checked)."""
-    global _finite_output
     if finite:
-        _finite_output = samples
+        FINITE.samples = samples
     t_ns = template.t_ns
     if input_position is not None:
         t_ns += samples_to_ns(input_position - template.start_sample, template.sample_rate_hz)

@@ -37,7 +37,9 @@ class Resample(Filter):
         self._input_rate: int | None = None
         self._num_channels: int | None = None
         self._engine: soxr.ResampleStream | PolyphaseResampler | None = None
-        self._polyphase = False  # set with the engine
+        self._polyphase = False  # set with the engine, as are the two below
+        self._input_per_output = 1.0
+        self._delay_input_samples = 0.0  # what the engine's positions are behind the input's (the FIR's delay)
         self._position = 0
         self._origin = 0
         self._last: AudioFrame | None = None
@@ -58,22 +60,22 @@ class Resample(Filter):
     def process(self, frame: AudioFrame) -> AudioFrame | None:
         check_finite(frame, "Resample")
         engine = self._engine
-        if engine is None or frame.sample_rate_hz != self._input_rate or frame.samples.shape[0] != self._num_channels:
+        samples = frame.samples
+        if engine is None or frame.sample_rate_hz != self._input_rate or samples.shape[0] != self._num_channels:
             if engine is not None and self._position:
                 raise ConfigError(f"Resample input changed mid-stream from {self._input_rate} Hz/"
                                   f"{self._num_channels} ch {got((frame.sample_rate_hz, frame.num_channels))}")
             engine = self._start(frame.sample_rate_hz, frame.num_channels)
             self._origin = frame.start_sample
         self._last = frame
-        samples = frame.samples
         if frame.sample_rate_hz == self.sample_rate_hz:
             out = samples
         elif self._polyphase:
             out = engine.process(samples)
         elif samples.shape[0] == 1:  # mono: soxr's 1-D call, no transposed copies
-            out = engine.resample_chunk(np.ascontiguousarray(samples[0])).reshape(1, -1)
-        else:
-            out = engine.resample_chunk(np.ascontiguousarray(samples.T)).T
+            out = engine.resample_chunk(samples[0]).reshape(1, -1)
+        else:  # soxr's multichannel output, transposed back
+            out = np.ascontiguousarray(engine.resample_chunk(np.ascontiguousarray(samples.T)).T)
         return self._emit(frame, out)
 
     def flush(self) -> list[AudioFrame]:
@@ -83,7 +85,7 @@ class Resample(Filter):
             out = self._engine.flush()
         else:
             empty = np.zeros((0, self._num_channels or 1), np.float32)
-            out = self._engine.resample_chunk(empty, last=True).T
+            out = np.ascontiguousarray(self._engine.resample_chunk(empty, last=True).T)
         frame = self._emit(self._last, out)
         return [frame] if frame is not None else []
 
@@ -94,26 +96,24 @@ class Resample(Filter):
 
     def _start(self, rate: int, num_channels: int) -> soxr.ResampleStream | PolyphaseResampler:
         self._input_rate, self._num_channels, self._position = rate, num_channels, 0
+        self._input_per_output = rate / self.sample_rate_hz
         self._polyphase = self.quality == "low_latency"
         if self._polyphase:
             self._engine = PolyphaseResampler(rate, self.sample_rate_hz, num_channels)
+            self._delay_input_samples = self._engine.delay_input_samples
         else:
             self._engine = soxr.ResampleStream(rate, self.sample_rate_hz, num_channels, dtype="float32",
                                                quality=_SOXR_QUALITY[self.quality])
+            self._delay_input_samples = 0.0
         return self._engine
 
     def _emit(self, frame: AudioFrame, samples: np.ndarray) -> AudioFrame | None:
         num_samples = samples.shape[1]
         if num_samples == 0:
             return None
-        assert self._input_rate is not None
         position = self._position
-        source_position = self._origin + position * self._input_rate / self.sample_rate_hz
-        if self._polyphase:
-            source_position -= self._engine.delay_input_samples  # type: ignore[union-attr]
-        elif not samples.flags.c_contiguous:  # soxr's multichannel output, transposed back
-            samples = np.ascontiguousarray(samples)
         self._position = position + num_samples
+        source_position = self._origin + position * self._input_per_output - self._delay_input_samples
         return output_frame(frame, samples, position, self.sample_rate_hz, input_position=source_position,
                             finite=True)  # a finite FIR of checked input
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from vkit.errors import ConfigError, got
-from vkit.frames import AudioFrame
+from vkit.frames import FINITE, AudioFrame
 from vkit.graph import Pipe
 from vkit.progress import in_notebook
 from vkit.stage import StreamFormat
@@ -25,10 +25,12 @@ class PacedSource(Pipe):
 
     With ``pace="realtime"`` frame k is emitted when its last sample would have been captured, and
     stamped with the clock time of its first sample; with ``pace="fast"`` frames go out back to back.
-    Subclasses provide ``format`` and ``_blocks(num_samples)``.
+    Subclasses provide ``format`` and ``_blocks(num_samples)``, and set ``finite_blocks`` when their samples
+    cannot be NaN or infinite (decoded from integers), which spares the next stage its check.
     """
 
     format: StreamFormat
+    finite_blocks = False
 
     def __init__(self, *, frame_ms: float = 20.0, pace: Pace = "fast", stream: str = "input",
                  progress: bool | None = None) -> None:
@@ -53,6 +55,7 @@ class PacedSource(Pipe):
         position = 0
         bar = self._progress_bar(rate)
         realtime = self.pace == "realtime"
+        finite = self.finite_blocks
         for count, block in enumerate(self._blocks(frame_samples)):
             if bar is not None:
                 bar.update(block.shape[1] / rate)
@@ -64,6 +67,8 @@ class PacedSource(Pipe):
                 if count % _YIELD_EVERY_FRAMES == _YIELD_EVERY_FRAMES - 1:
                     await asyncio.sleep(0)
             frame = AudioFrame(samples=block, sample_rate_hz=rate, start_sample=position, stream=self.stream, t_ns=t_ns)
+            if finite:
+                FINITE.samples = frame.samples
             await ctx.emit(frame)
             position += block.shape[1]
         if bar is not None:

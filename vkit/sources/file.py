@@ -35,6 +35,7 @@ class File(PacedSource):
             raise AudioInputError(f"audio file holds no samples {got(self.path)}")
         self.format = StreamFormat(info.samplerate, info.channels)
         self.num_samples = info.frames
+        self.finite_blocks = info.subtype.startswith(("PCM_", "ULAW", "ALAW"))  # integers: no NaN or inf
         _check_length(self.path, info.frames)
 
     def total_samples(self) -> int:

@@ -124,7 +124,6 @@ class VAD(Filter):
         self._pending = _EMPTY
         self._model_position = 0  # model-rate index of _pending[0]
         self._last_frame: AudioFrame | None = None
-        self._end_sample = 0
         self._triggered = False
         self._candidate_start: float | None = None  # where the probability rose to the threshold (input sample)
         self._silence_start: float | None = None  # where it fell under the negative threshold
@@ -154,8 +153,7 @@ class VAD(Filter):
                 held_ms = self.refine_end_ms + self.min_silence_ms + 1000
                 self._recent = RecentAudio(ms_to_whole_samples(held_ms, self._model_rate))
         self._last_frame = frame
-        self._end_sample = frame.end_sample
-        mono = frame.samples.mean(axis=0, keepdims=True) if frame.num_channels > 1 else frame.samples
+        mono = frame.samples if frame.samples.shape[0] == 1 else frame.samples.mean(axis=0, keepdims=True)
         if self._resampler is not None:
             mono = self._resampler.process(mono)
         events = self._score_pending(mono[0])
@@ -164,7 +162,7 @@ class VAD(Filter):
     def flush(self) -> list[Event]:
         if self._last_frame is None or not self._triggered:
             return []
-        end = self._end_sample
+        end = self._last_frame.end_sample
         speech_end = end
         if self._silence_start is not None:
             speech_end = self._speech_end(self._model_position)
@@ -177,13 +175,14 @@ class VAD(Filter):
         pending = np.concatenate([self._pending, samples]) if self._pending.shape[0] else samples
         window = self._window
         score, rate, position = self._model.score, self._model_rate, self._model_position
+        to_input = self._to_input if self._resampler is not None else None  # else positions are the input's
         events: list[Event] = []
         offset = 0
         while pending.shape[0] - offset >= window:
             probability = score(pending[offset : offset + window], rate)
-            start = self._to_input(position + offset)
+            start = position + offset if to_input is None else to_input(position + offset)
             offset += window
-            end = self._to_input(position + offset)
+            end = position + offset if to_input is None else to_input(position + offset)
             if self.emit_scores:
                 events.append(VadScore(sample=start, num_samples=end - start, sample_rate_hz=self._rate or 0,
                                        probability=probability))

@@ -37,6 +37,9 @@ class SpeechModel(Protocol):
     def reset(self) -> None: ...
 
 
+_UNPICKLED = ("session", "_bindings", "_context", "_window", "_last_samples")  # rebuilt on arrival
+
+
 class SileroModel:
     """Silero VAD v6 (MIT), ONNX, run by onnxruntime on one thread: 32 ms windows at 16 or 8 kHz."""
 
@@ -50,7 +53,7 @@ class SileroModel:
 
     def __getstate__(self) -> dict:
         """Pickle the recurrent state, not the onnxruntime session (shared, and reloaded on arrival)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("session", "_bindings")}
+        return {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -71,7 +74,8 @@ class SileroModel:
     def reset(self) -> None:
         self._states = (np.zeros((2, 1, 128), np.float32), np.zeros((2, 1, 128), np.float32))
         self._current = 0  # which of _states holds the state the next window reads
-        self._input: np.ndarray | None = None  # context + window, reused between calls
+        self._input: np.ndarray | None = None  # context + window, reused between calls (views of it: _start)
+        self._window_samples = 0
         self._rate = np.array(16_000, np.int64)
         self._output = np.zeros((1, 1), np.float32)
         self._bindings = None
@@ -93,20 +97,25 @@ class SileroModel:
             self._bindings.append(binding)
 
     def score(self, window: np.ndarray, sample_rate_hz: int) -> float:
-        context_size = 64 if sample_rate_hz == 16_000 else 32
-        x = self._input
-        if x is None or x.shape[1] != context_size + window.size:
-            x = self._input = np.zeros((1, context_size + window.size), np.float32)
-            self._rate = np.array(sample_rate_hz, np.int64)
-            self._bindings = None
-        else:
-            x[0, :context_size] = x[0, -context_size:]  # the last samples become the next context
-        x[0, context_size:] = window
-        if self._bindings is None:
-            self._bind()
+        if self._bindings is None or window.shape[0] != self._window_samples:
+            self._start(window.shape[0], sample_rate_hz)
+        np.copyto(self._context, self._last_samples)  # the last samples become the next context
+        np.copyto(self._window, window)
         self.session.run_with_iobinding(self._bindings[self._current])
         self._current = 1 - self._current
         return float(self._output[0, 0])
+
+    def _start(self, window_samples: int, sample_rate_hz: int) -> None:
+        """The input buffer for windows of this size (new, its context zeros, if the size changed), views of its
+        parts, and the bindings over it."""
+        context_samples = 64 if sample_rate_hz == 16_000 else 32
+        if self._input is None or self._input.shape[1] != context_samples + window_samples:
+            self._input = np.zeros((1, context_samples + window_samples), np.float32)
+            self._rate = np.array(sample_rate_hz, np.int64)
+        self._window_samples = window_samples
+        x = self._input
+        self._context, self._window, self._last_samples = x[0, :context_samples], x[0, context_samples:], x[0, -context_samples:]
+        self._bind()
 
 
 class WebRtcModel:
