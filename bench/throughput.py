@@ -37,6 +37,7 @@ import vkit
 from vkit import filters, sinks, sources
 from vkit.data import sample_path
 from vkit.filters.vad.endpoint import refine_speech_end
+from vkit.units import ms_to_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,14 +83,13 @@ class BareSegments:
     Silero's own ``VADIterator``, counted in windows, with the VAD's thresholds, minimum durations and pad),
     each end refined by vkit's ``refine_speech_end`` on the audio kept as a deque of the frames since."""
 
-    def __init__(self, vad: filters.VAD, rate_hz: int = 16_000, window: int = 512) -> None:
-        def samples(ms: float) -> int:
-            return round(ms * rate_hz / 1000)
-
+    def __init__(self, vad: filters.VAD, frame_ms: int, rate_hz: int = 16_000, window: int = 512) -> None:
         self.threshold, self.negative = vad.threshold, vad.negative_threshold
-        self.min_speech, self.min_silence = samples(vad.min_speech_ms), samples(vad.min_silence_ms)
-        self.pad, self.lookback, self.rate_hz, self.window = samples(vad.speech_pad_ms), samples(vad.refine_end_ms), rate_hz, window
-        held_frames = math.ceil((vad.refine_end_ms + vad.min_silence_ms + 1000) / 20) + 1
+        self.min_speech = ms_to_samples(vad.min_speech_ms, rate_hz)
+        self.min_silence = ms_to_samples(vad.min_silence_ms, rate_hz)
+        self.pad, self.lookback = ms_to_samples(vad.speech_pad_ms, rate_hz), ms_to_samples(vad.refine_end_ms, rate_hz)
+        self.rate_hz, self.window = rate_hz, window
+        held_frames = math.ceil((vad.refine_end_ms + vad.min_silence_ms + 1000) / frame_ms) + 1
         self.recent: deque[np.ndarray] = deque(maxlen=held_frames)  # 16 kHz frames, newest last
         self.recent_end = 0  # absolute index past the newest sample kept
         self.end = 0  # past the newest window scored
@@ -189,7 +189,7 @@ RUNS: dict[str, Callable[[Path, int], float]] = {
     "bare": bare_seconds,
     "bare-same-calls": lambda path, frame_ms: bare_seconds(path, frame_ms, second_blocks, iobinding=True),
     "bare-same-job": lambda path, frame_ms: bare_seconds(path, frame_ms, second_blocks, iobinding=True,
-                                                         segments=BareSegments(vad())),
+                                                         segments=BareSegments(vad(), frame_ms)),
     "graph": graph_seconds}
 
 
@@ -198,7 +198,7 @@ def segments_agree(path: Path, tolerance_ms: float = 40.0) -> str:
     within ``tolerance_ms`` (the loop counts in whole windows, the VAD interpolates between them)."""
     session = vkit.run(graph(path, 20))
     graph_ms = session.speech_segments()
-    found = BareSegments(vad())
+    found = BareSegments(vad(), 20)
     bare_seconds(path, 20, second_blocks, iobinding=True, segments=found)
     bare_ms = [(start / 16, end / 16) for start, end in found.segments]
     close = sum(abs(a[0] - b[0]) <= tolerance_ms and abs(a[1] - b[1]) <= tolerance_ms

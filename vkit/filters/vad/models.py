@@ -75,7 +75,8 @@ class SileroModel:
         self._states = (np.zeros((2, 1, 128), np.float32), np.zeros((2, 1, 128), np.float32))
         self._current = 0  # which of _states holds the state the next window reads
         self._input: np.ndarray | None = None  # context + window, reused between calls (views of it: _start)
-        self._window_samples = 0
+        self._window_samples = 0  # the window size and rate the buffers are set up for
+        self._window_rate_hz = 0
         self._rate = np.array(16_000, np.int64)
         self._output = np.zeros((1, 1), np.float32)
         self._bindings = None
@@ -97,7 +98,7 @@ class SileroModel:
             self._bindings.append(binding)
 
     def score(self, window: np.ndarray, sample_rate_hz: int) -> float:
-        if self._bindings is None or window.shape[0] != self._window_samples:
+        if self._bindings is None or window.shape[0] != self._window_samples or sample_rate_hz != self._window_rate_hz:
             self._start(window.shape[0], sample_rate_hz)
         np.copyto(self._context, self._last_samples)  # the last samples become the next context
         np.copyto(self._window, window)
@@ -112,7 +113,7 @@ class SileroModel:
         if self._input is None or self._input.shape[1] != context_samples + window_samples:
             self._input = np.zeros((1, context_samples + window_samples), np.float32)
             self._rate = np.array(sample_rate_hz, np.int64)
-        self._window_samples = window_samples
+        self._window_samples, self._window_rate_hz = window_samples, sample_rate_hz
         x = self._input
         self._context, self._window, self._last_samples = x[0, :context_samples], x[0, context_samples:], x[0, -context_samples:]
         self._bind()
