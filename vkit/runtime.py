@@ -148,6 +148,8 @@ class _Tail:
             if result is item or type(result) is AudioFrame:
                 item = result
                 continue
+            if result is None:  # consumed (a sink, a filter still filling its block): nothing goes on
+                return None
             produced: list[Item] = []
             step.collect(result, produced)
             return self._push_each(produced, self.steps.index(step) + 1)  # the rare path: a search is cheap
