@@ -10,8 +10,9 @@ runtime and of the stages' wrappers.
     python bench/throughput.py [--minutes 10] [--repeats 5] [--frame-ms 20 100] [--instructions]
 
 ``--instructions`` also counts instructions per 20 ms frame of each under valgrind's callgrind (a run of 36 s
-of audio minus one of 12 s, so start-up cancels): on a shared VM wall time moves by 20 % between runs of
-the same code, an instruction count does not.
+of audio minus one of 12 s, so start-up cancels), on the main thread only: the threads that idle or spin
+beside it (tqdm's monitor, the BLAS pool) execute a number of instructions that depends on timing. On a
+shared VM wall time moves by 20 % between runs of the same code, such a count by 2-4 %.
 """
 
 from __future__ import annotations
@@ -208,7 +209,8 @@ def segments_agree(path: Path, tolerance_ms: float = 40.0) -> str:
 
 
 def instructions_per_frame(frame_ms: int = 20, seconds: tuple[float, float] = (12.0, 36.0)) -> dict[str, float]:
-    """Instructions per frame of the bare loop and of the graph, counted by callgrind on two lengths of audio."""
+    """Instructions per frame on the main thread of the bare loops and of the graph, counted by callgrind on two
+    lengths of audio."""
     counts: dict[tuple[str, float], float] = {}
     frames: dict[float, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,9 +221,11 @@ def instructions_per_frame(frame_ms: int = 20, seconds: tuple[float, float] = (1
             frames[length] = sf.info(str(path)).frames / (48 * frame_ms)
             for name in RUNS:
                 out = Path(tmp) / f"{name}.{length:g}.out"
-                subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-                                "--worker", name, str(path), str(frame_ms)], check=True, capture_output=True)
-                counts[name, length] = next(float(line.split()[1]) for line in out.read_text().splitlines()
+                subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}",
+                                sys.executable, __file__, "--worker", name, str(path), str(frame_ms)],
+                               check=True, capture_output=True)
+                main_thread = Path(f"{out}-01").read_text().splitlines()
+                counts[name, length] = next(float(line.split()[1]) for line in main_thread
                                             if line.startswith(("summary:", "totals:")))
     short, long = seconds
     return {name: (counts[name, long] - counts[name, short]) / (frames[long] - frames[short]) for name in RUNS}
@@ -265,7 +269,7 @@ def main() -> None:
           "the runtime's and the stages' own overhead")
     if args.instructions:
         counts = instructions_per_frame()
-        print("instructions per 20 ms frame (callgrind): " + ", ".join(
+        print("instructions per 20 ms frame on the main thread (callgrind): " + ", ".join(
             f"{name} {count:,.0f} ({count / counts['graph']:.0%} of the graph's)" for name, count in counts.items()))
 
 
