@@ -58,9 +58,7 @@ class _Step:
         self.clock = session.clock
 
     def collect(self, result: Any, out: list[Item]) -> None:
-        """Append what a stage returned to ``out``, its events stamped and published."""
-        if result is None:
-            return
+        """Append what a stage returned (not None: ``push`` ends there) to ``out``, its events stamped and published."""
         if type(result) is AudioFrame:
             out.append(result)
         elif isinstance(result, Event):

@@ -112,10 +112,11 @@ class SileroModel:
         context_samples = 64 if sample_rate_hz == 16_000 else 32
         if self._input is None or self._input.shape[1] != context_samples + window_samples:
             self._input = np.zeros((1, context_samples + window_samples), np.float32)
-            self._rate = np.array(sample_rate_hz, np.int64)
+        self._rate = np.array(sample_rate_hz, np.int64)
         self._window_samples, self._window_rate_hz = window_samples, sample_rate_hz
         x = self._input
-        self._context, self._window, self._last_samples = x[0, :context_samples], x[0, context_samples:], x[0, -context_samples:]
+        self._context, self._window = x[0, :context_samples], x[0, context_samples:]
+        self._last_samples = x[0, -context_samples:]
         self._bind()
 
 
